@@ -1,0 +1,178 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using SlimMail.Smtp;
+
+namespace SlimMail.Delivery;
+
+/// <summary>
+/// The <see cref="IMessageHandler"/> of a SlimMail server: asks <see cref="RecipientPolicy"/> about each
+/// recipient, gives each user one copy, and fans the message out to the users' delivery agents. The reply
+/// to the end of data waits for every delivery (the product contract's "local delivery is synchronous").
+/// </summary>
+public sealed partial class LocalDeliveryHandler : IMessageHandler
+{
+    private static readonly SmtpReply RelayUnavailable = new(550, "5.7.1", "Relay access denied: outbound delivery is not available");
+
+    private readonly RecipientPolicy _policy;
+    private readonly Func<string, IDeliveryAgent> _agentFor;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the handler.</summary>
+    /// <param name="policy">Decides each recipient.</param>
+    /// <param name="agentFor">The delivery agent of a user (agents may be shared by many users).</param>
+    /// <param name="logger">Where delivery outcomes are logged.</param>
+    /// <param name="maxMessageSize">A limit of the handler's own, or 0.</param>
+    public LocalDeliveryHandler(RecipientPolicy policy, Func<string, IDeliveryAgent> agentFor, ILogger logger, long maxMessageSize = 0)
+    {
+        _policy = policy;
+        _agentFor = agentFor;
+        _logger = logger;
+        MaxMessageSize = maxMessageSize;
+    }
+
+    /// <inheritdoc />
+    public long MaxMessageSize { get; }
+
+    /// <inheritdoc />
+    public ValueTask<TransactionStart> BeginAsync(MailTransactionContext context, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(TransactionStart.Accept(new Transaction(this, context)));
+
+    private sealed class Transaction : IMessageTransaction
+    {
+        private readonly LocalDeliveryHandler _owner;
+        private readonly MailTransactionContext _context;
+        private readonly List<string> _users = new(1);
+        private readonly List<(IDeliveryAgent Agent, IDeliveryWriter Writer, List<string> Users)> _writers = new(1);
+        private bool _started;
+
+        public Transaction(LocalDeliveryHandler owner, MailTransactionContext context)
+        {
+            _owner = owner;
+            _context = context;
+        }
+
+        public ValueTask<SmtpReply> AddRecipientAsync(MailAddress recipient, CancellationToken cancellationToken)
+        {
+            RecipientDecision decision = _owner._policy.Decide(_context.Session, recipient);
+            switch (decision.Action)
+            {
+                case RecipientAction.Local:
+                    // Several addresses of one user in one transaction give that user one copy.
+                    if (!_users.Contains(decision.User!))
+                    {
+                        _users.Add(decision.User!);
+                    }
+
+                    return ValueTask.FromResult(SmtpReplies.RecipientOk);
+                case RecipientAction.Relay:
+                    return ValueTask.FromResult(RelayUnavailable);
+                default:
+                    return ValueTask.FromResult(decision.Reply!);
+            }
+        }
+
+        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            if (!_started)
+            {
+                await StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach ((_, IDeliveryWriter writer, _) in _writers)
+            {
+                await writer.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        public async ValueTask<SmtpReply> CommitAsync(CancellationToken cancellationToken)
+        {
+            if (!_started)
+            {
+                await StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            int delivered = 0;
+            int temporary = 0;
+            int permanent = 0;
+            foreach ((IDeliveryAgent agent, IDeliveryWriter writer, List<string> users) in _writers)
+            {
+                DeliveryOutcome outcome;
+                try
+                {
+                    outcome = await writer.CommitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+                {
+                    LogDeliveryException(_owner._logger, _context.QueueId, agent.GetType().Name, e);
+                    outcome = DeliveryOutcome.TemporaryFailure;
+                }
+
+                if (_owner._logger.IsEnabled(LogLevel.Information))
+                {
+                    LogDelivery(_owner._logger, _context.QueueId, string.Join(",", users), agent.GetType().Name, outcome);
+                }
+
+                switch (outcome)
+                {
+                    case DeliveryOutcome.Delivered: delivered++; break;
+                    case DeliveryOutcome.TemporaryFailure: temporary++; break;
+                    default: permanent++; break;
+                }
+            }
+
+            if (temporary > 0)
+            {
+                return SmtpReplies.TransactionFailed;
+            }
+
+            if (delivered == 0 && permanent > 0)
+            {
+                return new SmtpReply(554, "5.3.0", "Delivery failed permanently");
+            }
+
+            return new SmtpReply(250, "2.0.0", string.Create(CultureInfo.InvariantCulture, $"Ok: queued as {_context.QueueId}"));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach ((_, IDeliveryWriter writer, _) in _writers)
+            {
+                await writer.DisposeAsync().ConfigureAwait(false);
+            }
+
+            _writers.Clear();
+        }
+
+        // Groups the users by agent, so one Maildir store writes the message once for all its users.
+        private async ValueTask StartAsync(CancellationToken cancellationToken)
+        {
+            _started = true;
+            var groups = new List<(IDeliveryAgent Agent, List<string> Users)>(1);
+            foreach (string user in _users)
+            {
+                IDeliveryAgent agent = _owner._agentFor(user);
+                int index = groups.FindIndex(g => ReferenceEquals(g.Agent, agent));
+                if (index < 0)
+                {
+                    groups.Add((agent, [user]));
+                }
+                else
+                {
+                    groups[index].Users.Add(user);
+                }
+            }
+
+            foreach ((IDeliveryAgent agent, List<string> users) in groups)
+            {
+                IDeliveryWriter writer = await agent.BeginAsync(_context, users, cancellationToken).ConfigureAwait(false);
+                _writers.Add((agent, writer, users));
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: delivery to {Users} via {Agent}: {Outcome}")]
+    private static partial void LogDelivery(ILogger logger, string queueId, string users, string agent, DeliveryOutcome outcome);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{QueueId}: delivery via {Agent} failed")]
+    private static partial void LogDeliveryException(ILogger logger, string queueId, string agent, Exception exception);
+}

@@ -1,0 +1,238 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace SlimMail.Delivery;
+
+/// <summary>
+/// Delivers into Maildirs (https://cr.yp.to/proto/maildir.html) durably: write in <c>tmp/</c>, fsync the
+/// file, rename into <c>new/</c>, fsync the directory; only then is the message reported delivered.
+/// Line endings become LF as Postfix and Dovecot store them. One message for several users is written
+/// once and hard-linked where the users' files would be identical.
+/// </summary>
+public sealed class MaildirStore : IDeliveryAgent
+{
+    private static readonly string HostPart = EscapeHost(Environment.MachineName);
+    private static readonly int ProcessId = Environment.ProcessId;
+    private static long _sequence;
+
+    private readonly Func<string, MaildirMailbox?> _mailboxes;
+    private readonly DirectorySync _directorySync;
+
+    /// <summary>Creates a store over the Maildirs <paramref name="mailboxes"/> returns for a user name.</summary>
+    public MaildirStore(Func<string, MaildirMailbox?> mailboxes)
+        : this(mailboxes, DirectorySync.Shared)
+    {
+    }
+
+    internal MaildirStore(Func<string, MaildirMailbox?> mailboxes, DirectorySync directorySync)
+    {
+        _mailboxes = mailboxes;
+        _directorySync = directorySync;
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IDeliveryWriter> BeginAsync(MailTransactionContext context, IReadOnlyList<string> users, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(users);
+        var targets = new MaildirMailbox[users.Count];
+        for (int i = 0; i < users.Count; i++)
+        {
+            targets[i] = _mailboxes(users[i]) ?? throw new InvalidOperationException($"user {users[i]} has no Maildir");
+            targets[i].EnsureCreated();
+        }
+
+        return ValueTask.FromResult<IDeliveryWriter>(new Writer(targets, _directorySync));
+    }
+
+    /// <summary>A Maildir unique name: <c>seconds.MmicrosPpidQn.host</c>.</summary>
+    internal static string NewUniqueName()
+    {
+        long ticks = DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks;
+        long seconds = ticks / TimeSpan.TicksPerSecond;
+        long micros = ticks % TimeSpan.TicksPerSecond / 10;
+        long n = Interlocked.Increment(ref _sequence);
+        return string.Create(CultureInfo.InvariantCulture, $"{seconds}.M{micros}P{ProcessId}Q{n}.{HostPart}");
+    }
+
+    // The Maildir convention: '/' and ':' in the host name are written as octal escapes.
+    private static string EscapeHost(string host) => host.Replace("/", "\\057", StringComparison.Ordinal)
+        .Replace(":", "\\072", StringComparison.Ordinal);
+
+    private sealed class Writer : IDeliveryWriter
+    {
+        private const int BufferSize = 64 * 1024;
+
+        private readonly MaildirMailbox[] _targets;
+        private readonly DirectorySync _directorySync;
+        private readonly string _uniqueName;
+        private readonly string _tmpPath;
+        private SafeFileHandle? _file;
+        private byte[]? _buffer;
+        private int _buffered;
+        private long _fileOffset;
+        private long _receivedBytes;
+        private bool _committed;
+
+        public Writer(MaildirMailbox[] targets, DirectorySync directorySync)
+        {
+            _targets = targets;
+            _directorySync = directorySync;
+            _uniqueName = NewUniqueName();
+            _tmpPath = Path.Combine(targets[0].Tmp, _uniqueName);
+            _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        }
+
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            _receivedBytes += data.Length;
+            ReadOnlySpan<byte> rest = data.Span;
+            // Bare CRs never reach a committed message (the engine rejects them), so every CR is half a CRLF.
+            while (!rest.IsEmpty)
+            {
+                int cr = rest.IndexOf((byte)'\r');
+                ReadOnlySpan<byte> run = cr < 0 ? rest : rest[..cr];
+                Append(run);
+                rest = cr < 0 ? default : rest[(cr + 1)..];
+            }
+
+            return default;
+        }
+
+        public async ValueTask<DeliveryOutcome> CommitAsync(CancellationToken cancellationToken)
+        {
+            FlushBuffer();
+            SafeFileHandle file = _file ?? Create();
+            RandomAccess.FlushToDisk(file);
+            file.Dispose();
+            _file = null;
+
+            // Dovecot's convention: S= is the file size, W= the size with CRLF line endings (what POP3 sends).
+            string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={_fileOffset},W={_receivedBytes}");
+            MaildirMailbox primary = _targets[0];
+            var syncs = new Task[_targets.Length];
+            for (int i = 1; i < _targets.Length; i++)
+            {
+                MaildirMailbox other = _targets[i];
+                string otherPath = Path.Combine(other.New, finalName);
+                bool sameFile = other.FileMode == primary.FileMode && other.Owner == primary.Owner;
+                if (!sameFile || !Posix.TryLink(_tmpPath, otherPath))
+                {
+                    CopyInto(other, finalName);
+                }
+
+                syncs[i] = _directorySync.SyncAsync(other.New);
+            }
+
+            File.Move(_tmpPath, Path.Combine(primary.New, finalName));
+            _committed = true;
+            syncs[0] = _directorySync.SyncAsync(primary.New);
+            await Task.WhenAll(syncs).ConfigureAwait(false);
+            return DeliveryOutcome.Delivered;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _file?.Dispose();
+            _file = null;
+            if (!_committed)
+            {
+                try
+                {
+                    File.Delete(_tmpPath);
+                }
+                catch (IOException)
+                {
+                }
+            }
+
+            if (_buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = null;
+            }
+
+            return default;
+        }
+
+        private void Append(ReadOnlySpan<byte> bytes)
+        {
+            while (!bytes.IsEmpty)
+            {
+                int n = Math.Min(bytes.Length, BufferSize - _buffered);
+                bytes[..n].CopyTo(_buffer.AsSpan(_buffered));
+                _buffered += n;
+                bytes = bytes[n..];
+                if (_buffered == BufferSize)
+                {
+                    FlushBuffer();
+                }
+            }
+        }
+
+        // Small messages reach the disk in one write at commit; large ones 64 KB at a time.
+        private void FlushBuffer()
+        {
+            if (_buffered == 0)
+            {
+                return;
+            }
+
+            SafeFileHandle file = _file ?? Create();
+            RandomAccess.Write(file, _buffer.AsSpan(0, _buffered), _fileOffset);
+            _fileOffset += _buffered;
+            _buffered = 0;
+        }
+
+        private SafeFileHandle Create()
+        {
+            _file = CreateFile(_tmpPath, _targets[0]);
+            return _file;
+        }
+
+        private void CopyInto(MaildirMailbox other, string finalName)
+        {
+            string tmp = Path.Combine(other.Tmp, _uniqueName);
+            using (SafeFileHandle target = CreateFile(tmp, other))
+            using (SafeFileHandle source = File.OpenHandle(_tmpPath))
+            {
+                byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+                try
+                {
+                    long offset = 0;
+                    int n;
+                    while ((n = RandomAccess.Read(source, buffer, offset)) > 0)
+                    {
+                        RandomAccess.Write(target, buffer.AsSpan(0, n), offset);
+                        offset += n;
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+
+                RandomAccess.FlushToDisk(target);
+            }
+
+            File.Move(tmp, Path.Combine(other.New, finalName));
+        }
+
+        private static SafeFileHandle CreateFile(string path, MaildirMailbox mailbox)
+        {
+            SafeFileHandle handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            if (!OperatingSystem.IsWindows())
+            {
+                // Created under the umask inside a 0700 tmp/; set the configured mode exactly before any byte is written.
+                File.SetUnixFileMode(handle, mailbox.FileMode);
+                if (mailbox.Owner is { } owner && Posix.IsRoot)
+                {
+                    Posix.Chown(handle, owner.Uid, owner.Gid);
+                }
+            }
+
+            return handle;
+        }
+    }
+}

@@ -1,0 +1,26 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+
+namespace SlimMail.Smtp;
+
+/// <summary>The EHLO reply with the extensions SlimMail offers, encoded once per host name and size limit.</summary>
+internal sealed class EhloReply
+{
+    private static readonly ConcurrentDictionary<(string, long), EhloReply> Cache = new();
+
+    private EhloReply(string hostname, long maxMessageSize)
+    {
+        string text = string.Create(CultureInfo.InvariantCulture,
+            $"250-{hostname}\r\n250-PIPELINING\r\n250-SIZE {maxMessageSize}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n");
+        Bytes = Encoding.ASCII.GetBytes(text);
+        Helo = new SmtpReply(250, null, hostname);
+    }
+
+    public byte[] Bytes { get; }
+
+    public SmtpReply Helo { get; }
+
+    public static EhloReply For(string hostname, long maxMessageSize) =>
+        Cache.GetOrAdd((hostname, maxMessageSize), static key => new EhloReply(key.Item1, key.Item2));
+}

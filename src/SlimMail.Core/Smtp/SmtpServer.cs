@@ -1,0 +1,201 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SlimMail.Delivery;
+using SlimMail.Transport;
+
+namespace SlimMail.Smtp;
+
+/// <summary>
+/// An embeddable SMTP server: binds the configured listeners, enforces the connection limits, and runs one
+/// <see cref="SmtpSession"/> per client against an <see cref="IMessageHandler"/>.
+/// </summary>
+/// <example>
+/// <code>
+/// var options = new SmtpServerOptions { Listeners = [new(new IPEndPoint(IPAddress.Loopback, 2525), ListenerRole.Local)] };
+/// await using var server = new SmtpServer(options, myHandler);
+/// await server.StartAsync();
+/// </code>
+/// </example>
+public sealed partial class SmtpServer : IAsyncDisposable
+{
+    private readonly SmtpServerOptions _options;
+    private readonly IMessageHandler _handler;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly ConnectionLimiter _limiter;
+    private readonly List<TcpConnectionListener> _listeners = [];
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _abort = new();
+    private int _sessionCount;
+
+    /// <summary>Creates a server; nothing is bound until <see cref="StartAsync"/>.</summary>
+    public SmtpServer(SmtpServerOptions options, IMessageHandler handler, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(handler);
+        _options = options;
+        _handler = handler;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger("SlimMail.Smtp");
+        _limiter = new ConnectionLimiter(options.MaxConnections, options.MaxConnectionsPerAddress);
+    }
+
+    /// <summary>The bound endpoints, in the order of <see cref="SmtpServerOptions.Listeners"/>.</summary>
+    public IReadOnlyList<IPEndPoint> EndPoints => _listeners.ConvertAll(l => l.EndPoint);
+
+    /// <summary>Open sessions now.</summary>
+    public int SessionCount => Volatile.Read(ref _sessionCount);
+
+    /// <summary>Binds every listener and starts accepting. Throws if an endpoint cannot be bound.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            foreach (SmtpListenerOptions listener in _options.Listeners)
+            {
+                SmtpListenerOptions current = listener;
+                var tcp = new TcpConnectionListener(listener.EndPoint, socket => RunSessionAsync(socket, current), _logger);
+                _listeners.Add(tcp);
+                LogListening(_logger, tcp.EndPoint, listener.Role);
+            }
+        }
+        catch
+        {
+            foreach (TcpConnectionListener tcp in _listeners)
+            {
+                await tcp.DisposeAsync().ConfigureAwait(false);
+            }
+
+            _listeners.Clear();
+            throw;
+        }
+
+        foreach (TcpConnectionListener tcp in _listeners)
+        {
+            tcp.Start();
+        }
+    }
+
+    /// <summary>
+    /// Stops: closes the listeners, answers idle sessions <c>421 4.3.2</c>, lets messages in flight finish
+    /// within <paramref name="drainTimeout"/>, then cuts off whatever is left.
+    /// </summary>
+    public async Task StopAsync(TimeSpan drainTimeout)
+    {
+        foreach (TcpConnectionListener listener in _listeners)
+        {
+            await listener.StopAsync().ConfigureAwait(false);
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (SessionCount == 0)
+        {
+            _drained.TrySetResult();
+        }
+
+        if (await Task.WhenAny(_drained.Task, Task.Delay(drainTimeout)).ConfigureAwait(false) != _drained.Task)
+        {
+            LogDrainTimeout(_logger, SessionCount);
+            await _abort.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAny(_drained.Task, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stopping.IsCancellationRequested)
+        {
+            await StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+        }
+
+        foreach (TcpConnectionListener listener in _listeners)
+        {
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+        _abort.Dispose();
+    }
+
+    private async Task RunSessionAsync(Socket socket, SmtpListenerOptions listener)
+    {
+        // Leave the accept loop's thread at once: it should go back to accepting.
+        Interlocked.Increment(ref _sessionCount);
+        await Task.Yield();
+        var connection = new SocketConnection(socket);
+        IPAddress client = connection.RemoteEndPoint.Address;
+        ConnectionAdmission admission = _limiter.TryAcquire(client);
+        try
+        {
+            if (admission != ConnectionAdmission.Admitted)
+            {
+                SmtpReply refusal = admission == ConnectionAdmission.TooManyConnections
+                    ? SmtpReplies.TooManyConnections
+                    : SmtpReplies.TooManyConnectionsFromAddress;
+                LogRefused(_logger, connection.RemoteEndPoint, refusal.Text);
+                await RefuseAsync(connection, refusal).ConfigureAwait(false);
+                return;
+            }
+
+            if (listener.Role == ListenerRole.Local && !IPAddress.IsLoopback(client))
+            {
+                await RefuseAsync(connection, LocalOnly).ConfigureAwait(false);
+                return;
+            }
+
+            var info = new SmtpSessionInfo(connection.RemoteEndPoint, connection.LocalEndPoint, listener.Role);
+            var session = new SmtpSession(connection, info, _options, _handler, _logger, _stopping.Token, _abort.Token);
+            using (_abort.Token.Register(connection.Abort))
+            {
+                await session.RunAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogSessionFailed(_logger, connection.RemoteEndPoint, e);
+        }
+        finally
+        {
+            if (admission == ConnectionAdmission.Admitted)
+            {
+                _limiter.Release(client);
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+            if (Interlocked.Decrement(ref _sessionCount) == 0 && _stopping.IsCancellationRequested)
+            {
+                _drained.TrySetResult();
+            }
+        }
+    }
+
+    private static readonly SmtpReply LocalOnly = new(554, "5.7.1", "This listener serves loopback clients only");
+
+    private static async Task RefuseAsync(TransportConnection connection, SmtpReply reply)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await connection.Output.WriteAsync(reply.Encoded, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "listening on {EndPoint} ({Role})")]
+    private static partial void LogListening(ILogger logger, IPEndPoint endPoint, ListenerRole role);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "refused connection from {Remote}: {Reason}")]
+    private static partial void LogRefused(ILogger logger, IPEndPoint remote, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "session with {Remote} failed")]
+    private static partial void LogSessionFailed(ILogger logger, IPEndPoint remote, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "shutdown: {Count} sessions still open after the drain timeout; closing them")]
+    private static partial void LogDrainTimeout(ILogger logger, int count);
+}

@@ -1,0 +1,847 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using SlimMail.Delivery;
+using SlimMail.Transport;
+
+namespace SlimMail.Smtp;
+
+/// <summary>
+/// One SMTP dialogue (RFC 5321) over a <see cref="TransportConnection"/>. Reads command lines from a pipe,
+/// checks each against <see cref="SmtpStateTable"/>, runs one method per verb, and streams DATA and BDAT
+/// into an <see cref="IMessageTransaction"/>. Replies are batched and flushed only when the client has
+/// nothing more pipelined, which is RFC 2920's PIPELINING for free.
+/// </summary>
+public sealed partial class SmtpSession
+{
+    private const int BodyBufferSize = 64 * 1024;
+
+    private readonly TransportConnection _connection;
+    private readonly SmtpServerOptions _options;
+    private readonly IMessageHandler _handler;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _stopping;
+    private readonly CancellationTokenSource _commandTimer;
+    private readonly CancellationTokenSource _dataTimer;
+    private readonly byte[] _line;
+    private readonly long _maxMessageSize;
+    private readonly List<string> _recipients = [];
+    private readonly EhloReply _ehlo;
+
+    private PipeReader _input;
+    private PipeWriter _output;
+    private SmtpState _state = SmtpState.Connected;
+    private int _lineLength;
+    private int _errors;
+    private bool _repliesPending;
+
+    private IMessageTransaction? _transaction;
+    private MailTransactionContext? _context;
+    private byte[]? _body;
+    private int _bodyFilled;
+    private long _messageSize;
+    private bool _messageTooBig;
+    private bool _deliveryFailed;
+    private BareLineEndingDetector _chunkGuard;
+    private DotDataDecoder _dataDecoder;
+    private long _transactionStarted;
+
+    /// <summary>Creates a session; <see cref="RunAsync"/> runs it.</summary>
+    /// <param name="connection">The client connection.</param>
+    /// <param name="info">What deliveries may know of the session.</param>
+    /// <param name="options">Limits and names.</param>
+    /// <param name="handler">Where messages go.</param>
+    /// <param name="logger">Where events are logged.</param>
+    /// <param name="stopping">Signalled on shutdown: idle sessions are closed with <c>421 4.3.2</c>.</param>
+    /// <param name="abort">Signalled when the shutdown grace period is over: everything stops.</param>
+    public SmtpSession(TransportConnection connection, SmtpSessionInfo info, SmtpServerOptions options,
+        IMessageHandler handler, ILogger logger, CancellationToken stopping, CancellationToken abort)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(handler);
+        _connection = connection;
+        Info = info;
+        _options = options;
+        _handler = handler;
+        _logger = logger;
+        _stopping = stopping;
+        _input = connection.Input;
+        _output = connection.Output;
+        _commandTimer = CancellationTokenSource.CreateLinkedTokenSource(stopping, abort);
+        _dataTimer = CancellationTokenSource.CreateLinkedTokenSource(abort);
+        _line = new byte[options.MaxCommandLineLength];
+        _maxMessageSize = handler.MaxMessageSize > 0 ? Math.Min(handler.MaxMessageSize, options.MaxMessageSize) : options.MaxMessageSize;
+        _ehlo = EhloReply.For(options.Hostname, _maxMessageSize);
+    }
+
+    /// <summary>What deliveries see of this session.</summary>
+    public SmtpSessionInfo Info { get; }
+
+    /// <summary>Runs the dialogue until the client quits, is cut off, or the server stops.</summary>
+    public async Task RunAsync()
+    {
+        LogConnected(_logger, Info.RemoteEndPoint, Info.LocalEndPoint, Info.Role);
+        try
+        {
+            Reply(new SmtpReply(220, null, _options.Hostname + " ESMTP SlimMail"));
+            while (await NextCommandAsync().ConfigureAwait(false))
+            {
+            }
+
+            await FlushAsync(_commandTimer.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or ConnectionResetException)
+        {
+            // The client went away or was cut off; nothing to answer.
+        }
+        finally
+        {
+            await AbortTransactionAsync().ConfigureAwait(false);
+            _commandTimer.Dispose();
+            _dataTimer.Dispose();
+            LogDisconnected(_logger, Info.RemoteEndPoint);
+        }
+    }
+
+    // Reads, checks and runs one command. False ends the session.
+    private async ValueTask<bool> NextCommandAsync()
+    {
+        LineStatus status = await ReadCommandLineAsync().ConfigureAwait(false);
+        switch (status)
+        {
+            case LineStatus.Closed:
+                return false;
+            case LineStatus.TimedOut:
+                await SayGoodbyeAsync(SmtpReplies.CommandTimeout).ConfigureAwait(false);
+                return false;
+            case LineStatus.ShuttingDown:
+                await SayGoodbyeAsync(SmtpReplies.ShuttingDown).ConfigureAwait(false);
+                return false;
+            case LineStatus.TooLong:
+                return ReplyError(SmtpReplies.LineTooLong);
+            default:
+                return await Execute(_line.AsSpan(0, _lineLength)).ConfigureAwait(false);
+        }
+    }
+
+    private ValueTask<bool> Execute(ReadOnlySpan<byte> line)
+    {
+        if (line.IndexOfAny((byte)'\r', (byte)'\0') >= 0)
+        {
+            return Done(ReplyError(SmtpReplies.BadCharacters));
+        }
+
+        SmtpVerb verb = SmtpCommandParser.Parse(line, out ReadOnlySpan<byte> argument);
+        if (verb == SmtpVerb.Http)
+        {
+            // Cross-protocol request (a browser or proxy pointed at us): say nothing, hang up.
+            LogHttpCommand(_logger, Info.RemoteEndPoint);
+            return Done(false);
+        }
+
+        if (!SmtpStateTable.IsAllowed(verb, _state))
+        {
+            SmtpReply refusal = SmtpStateTable.Refusal(verb, _state);
+            // A BDAT chunk follows its command whatever we think of it; it must never be read as commands.
+            return verb == SmtpVerb.Bdat ? DrainChunkThenRefuseAsync(argument, refusal) : Done(ReplyError(refusal));
+        }
+
+        return verb switch
+        {
+            SmtpVerb.Ehlo => Done(Ehlo(argument, extended: true)),
+            SmtpVerb.Helo => Done(Ehlo(argument, extended: false)),
+            SmtpVerb.Mail => Mail(argument),
+            SmtpVerb.Rcpt => Rcpt(argument),
+            SmtpVerb.Data => argument.IsEmpty ? DataAsync() : Done(ReplyError(SmtpReplies.NoArguments)),
+            SmtpVerb.Bdat => Bdat(argument),
+            SmtpVerb.Rset => argument.IsEmpty ? RsetAsync() : Done(ReplyError(SmtpReplies.NoArguments)),
+            SmtpVerb.Noop => Done(Reply(SmtpReplies.Ok)),
+            SmtpVerb.Quit => QuitAsync(),
+            SmtpVerb.Vrfy => Done(argument.IsEmpty ? ReplyError(SmtpReplies.BadAddressSyntax) : Reply(SmtpReplies.CannotVerify)),
+            SmtpVerb.Help => Done(Reply(SmtpReplies.Help)),
+            SmtpVerb.Expn or SmtpVerb.StartTls or SmtpVerb.Auth => Done(ReplyError(SmtpReplies.NotImplemented)),
+            _ => Done(ReplyError(SmtpReplies.UnknownCommand)),
+        };
+    }
+
+    private static ValueTask<bool> Done(bool keepGoing) => ValueTask.FromResult(keepGoing);
+
+    private bool Ehlo(ReadOnlySpan<byte> argument, bool extended)
+    {
+        if (argument.IsEmpty)
+        {
+            return ReplyError(SmtpReplies.HeloRequiresDomain);
+        }
+
+        // RFC 5321 §4.1.4: EHLO in the middle of a transaction resets it.
+        DropTransaction();
+        Info.HeloName = Encoding.UTF8.GetString(argument);
+        Info.IsExtended = extended;
+        _state = SmtpState.Greeted;
+        if (extended)
+        {
+            WriteRaw(_ehlo.Bytes);
+            return true;
+        }
+
+        return Reply(_ehlo.Helo);
+    }
+
+    private ValueTask<bool> Mail(ReadOnlySpan<byte> argument)
+    {
+        if (!TrySkipPrefix(ref argument, "FROM:"u8)
+            || !AddressParser.TryParsePath(argument, allowNull: true, allowBarePostmaster: false, out MailAddress? sender, out int used))
+        {
+            return Done(ReplyError(argument.IsEmpty || argument[0] != (byte)'<' ? SmtpReplies.MailSyntax : SmtpReplies.BadSenderSyntax));
+        }
+
+        bool smtpUtf8 = false;
+        bool eightBit = false;
+        long declaredSize = 0;
+        foreach (EsmtpParameter parameter in new EsmtpParameterReader(argument[used..]))
+        {
+            if (parameter.Is("SIZE"u8))
+            {
+                if (!Utf8Parser.TryParse(parameter.Value, out declaredSize, out int n) || n != parameter.Value.Length || declaredSize < 0)
+                {
+                    return Done(ReplyError(SmtpReplies.BadParameterValue));
+                }
+            }
+            else if (parameter.Is("BODY"u8))
+            {
+                if (Ascii.EqualsIgnoreCase(parameter.Value, "8BITMIME"u8))
+                {
+                    eightBit = true;
+                }
+                else if (!Ascii.EqualsIgnoreCase(parameter.Value, "7BIT"u8))
+                {
+                    return Done(ReplyError(SmtpReplies.BadParameterValue));
+                }
+            }
+            else if (parameter.Is("SMTPUTF8"u8) && !parameter.HasValue)
+            {
+                smtpUtf8 = true;
+            }
+            else if (parameter.Is("AUTH"u8))
+            {
+                // RFC 4954 §5: accepted and ignored; a client's claim about the original submitter proves nothing.
+            }
+            else
+            {
+                return Done(ReplyError(parameter.IsMalformed ? SmtpReplies.MailSyntax : SmtpReplies.UnknownParameter));
+            }
+        }
+
+        if (sender is { IsInternational: true } && !smtpUtf8)
+        {
+            return Done(Reply(SmtpReplies.NeedSmtpUtf8));
+        }
+
+        if (declaredSize > _maxMessageSize)
+        {
+            return Done(Reply(SmtpReplies.MessageTooBigForServer));
+        }
+
+        return MailAsync(new MailTransactionContext(QueueIdGenerator.Next(), Info, sender, smtpUtf8, eightBit, declaredSize));
+    }
+
+    private async ValueTask<bool> MailAsync(MailTransactionContext context)
+    {
+        TransactionStart start = await _handler.BeginAsync(context, _commandTimer.Token).ConfigureAwait(false);
+        if (start.Transaction is not null)
+        {
+            _context = context;
+            _transaction = start.Transaction;
+            _transactionStarted = Stopwatch.GetTimestamp();
+            _state = SmtpState.Mail;
+        }
+
+        return Reply(start.Reply);
+    }
+
+    private ValueTask<bool> Rcpt(ReadOnlySpan<byte> argument)
+    {
+        if (!TrySkipPrefix(ref argument, "TO:"u8)
+            || !AddressParser.TryParsePath(argument, allowNull: false, allowBarePostmaster: true, out MailAddress? recipient, out int used))
+        {
+            return Done(ReplyError(argument.IsEmpty || argument[0] != (byte)'<' ? SmtpReplies.RcptSyntax : SmtpReplies.BadAddressSyntax));
+        }
+
+        foreach (EsmtpParameter parameter in new EsmtpParameterReader(argument[used..]))
+        {
+            return Done(ReplyError(parameter.IsMalformed ? SmtpReplies.RcptSyntax : SmtpReplies.UnknownParameter));
+        }
+
+        if (recipient!.IsInternational && !_context!.SmtpUtf8)
+        {
+            return Done(Reply(SmtpReplies.NeedSmtpUtf8));
+        }
+
+        if (_recipients.Count >= _options.MaxRecipients)
+        {
+            return Done(Reply(SmtpReplies.TooManyRecipients));
+        }
+
+        return RcptAsync(recipient);
+    }
+
+    private async ValueTask<bool> RcptAsync(MailAddress recipient)
+    {
+        SmtpReply reply = await _transaction!.AddRecipientAsync(recipient, _commandTimer.Token).ConfigureAwait(false);
+        if (reply.IsPositive)
+        {
+            _recipients.Add(recipient.ToString());
+            _state = SmtpState.Rcpt;
+        }
+        else
+        {
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                LogRecipientRejected(_logger, _context!.QueueId, recipient.ToString(), reply.ToString());
+            }
+
+        }
+
+        return Reply(reply);
+    }
+
+    private async ValueTask<bool> DataAsync()
+    {
+        Reply(SmtpReplies.StartData);
+        CancellationToken token = _dataTimer.Token;
+        _dataTimer.CancelAfter(_options.DataTimeout);
+        await FlushAsync(token).ConfigureAwait(false);
+        StartMessage();
+        _dataDecoder.Reset();
+        while (true)
+        {
+            _dataTimer.CancelAfter(_options.DataTimeout);
+            ReadResult result = await ReadDataAsync(token).ConfigureAwait(false);
+            ReadOnlySequence<byte> buffer = result.Buffer;
+            long consumed = 0;
+            bool done = false;
+            foreach (ReadOnlyMemory<byte> segment in buffer)
+            {
+                int offset = 0;
+                while (offset < segment.Length && !done)
+                {
+                    OperationStatus status = _dataDecoder.Decode(segment.Span[offset..], _body.AsSpan(_bodyFilled), out int used, out int written);
+                    offset += used;
+                    done = status == OperationStatus.Done;
+                    await AcceptBodyBytesAsync(written, _dataDecoder.SawBareLineEnding, status == OperationStatus.DestinationTooSmall).ConfigureAwait(false);
+                    _dataDecoder.Discarding |= _messageTooBig || _deliveryFailed;
+                }
+
+                consumed += offset;
+                if (done)
+                {
+                    break;
+                }
+            }
+
+            _input.AdvanceTo(buffer.GetPosition(consumed));
+            if (done)
+            {
+                break;
+            }
+
+            if (result.IsCompleted)
+            {
+                // The client vanished mid-message: nothing is kept.
+                return false;
+            }
+        }
+
+        _dataTimer.CancelAfter(Timeout.Infinite);
+        return await FinishMessageAsync(_dataDecoder.SawBareLineEnding).ConfigureAwait(false);
+    }
+
+    private ValueTask<bool> Bdat(ReadOnlySpan<byte> argument)
+    {
+        if (!TryParseBdat(argument, out long size, out bool last))
+        {
+            // Without a size we cannot know where the chunk ends; reading on would run message text as commands.
+            return SayGoodbyeThenCloseAsync(SmtpReplies.BdatSyntax);
+        }
+
+        return BdatAsync(size, last);
+    }
+
+    private async ValueTask<bool> BdatAsync(long size, bool last)
+    {
+        if (_state == SmtpState.Rcpt)
+        {
+            StartMessage();
+            _chunkGuard.Reset();
+            _state = SmtpState.Chunking;
+        }
+
+        bool wasTooBig = _messageTooBig;
+        CancellationToken token = _dataTimer.Token;
+        long remaining = size;
+        while (remaining > 0)
+        {
+            _dataTimer.CancelAfter(_options.DataTimeout);
+            ReadResult result = await ReadDataAsync(token).ConfigureAwait(false);
+            ReadOnlySequence<byte> chunk = result.Buffer.Slice(0, Math.Min(remaining, result.Buffer.Length));
+            foreach (ReadOnlyMemory<byte> segment in chunk)
+            {
+                _chunkGuard.Scan(segment.Span);
+                int offset = 0;
+                while (offset < segment.Length)
+                {
+                    int n = Math.Min(segment.Length - offset, BodyBufferSize - _bodyFilled);
+                    segment.Span.Slice(offset, n).CopyTo(_body.AsSpan(_bodyFilled));
+                    offset += n;
+                    await AcceptBodyBytesAsync(n, _chunkGuard.SawBareLineEnding, bufferFull: false).ConfigureAwait(false);
+                }
+            }
+
+            remaining -= chunk.Length;
+            _input.AdvanceTo(chunk.End);
+            if (remaining > 0 && result.IsCompleted)
+            {
+                return false;
+            }
+        }
+
+        _dataTimer.CancelAfter(Timeout.Infinite);
+        if (_messageTooBig && !wasTooBig)
+        {
+            // Refused at once; any chunks the client pipelined after this one are drained and refused as out of sequence.
+            LogMessageRejected(_logger, _context!.QueueId, Info.RemoteEndPoint, SmtpReplies.MessageTooBigForServer.Text);
+            DropTransaction();
+            _state = SmtpState.Greeted;
+            return Reply(SmtpReplies.MessageTooBigForServer);
+        }
+
+        if (!last)
+        {
+            return Reply(new SmtpReply(250, "2.0.0", size.ToString(System.Globalization.CultureInfo.InvariantCulture) + " octets received"));
+        }
+
+        return await FinishMessageAsync(_chunkGuard.SawBareLineEnding || _chunkGuard.EndsWithBareCr).ConfigureAwait(false);
+    }
+
+    private async ValueTask<bool> RsetAsync()
+    {
+        await AbortTransactionAsync().ConfigureAwait(false);
+        ResetTransactionState();
+        if (_state != SmtpState.Connected)
+        {
+            _state = SmtpState.Greeted;
+        }
+
+        return Reply(SmtpReplies.ResetOk);
+    }
+
+    private ValueTask<bool> QuitAsync() => SayGoodbyeThenCloseAsync(SmtpReplies.Bye);
+
+    // ---- message body -------------------------------------------------------------------------
+
+    private void StartMessage()
+    {
+        _body ??= ArrayPool<byte>.Shared.Rent(BodyBufferSize);
+        _bodyFilled = 0;
+        _messageSize = 0;
+        _messageTooBig = false;
+        _deliveryFailed = false;
+        byte[] received = ReceivedHeader.Build(Info, _options.Hostname, _context!.QueueId, _context.SmtpUtf8,
+            _recipients.Count == 1 ? _recipients[0] : null, DateTimeOffset.Now);
+        received.CopyTo(_body, 0);
+        _bodyFilled = received.Length;
+    }
+
+    // Counts what was copied into the body buffer, enforces the size limit, and hands the buffer to the
+    // delivery when it is full. Once the message is refused (too big, bare CR/LF, failed delivery) the rest
+    // is only drained: nothing more reaches the delivery.
+    private ValueTask AcceptBodyBytesAsync(int written, bool sawBareLineEnding, bool bufferFull)
+    {
+        _messageSize += written;
+        if (_messageSize > _maxMessageSize)
+        {
+            _messageTooBig = true;
+        }
+
+        if (_messageTooBig || _deliveryFailed || sawBareLineEnding)
+        {
+            _bodyFilled = 0;
+            return default;
+        }
+
+        _bodyFilled += written;
+        return bufferFull || _bodyFilled == BodyBufferSize ? WriteBodyAsync() : default;
+    }
+
+    private async ValueTask WriteBodyAsync()
+    {
+        if (_bodyFilled == 0 || _deliveryFailed)
+        {
+            _bodyFilled = 0;
+            return;
+        }
+
+        try
+        {
+            await _transaction!.WriteAsync(_body.AsMemory(0, _bodyFilled), _dataTimer.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogDeliveryError(_logger, _context!.QueueId, e);
+            _deliveryFailed = true;
+        }
+
+        _bodyFilled = 0;
+    }
+
+    private async ValueTask<bool> FinishMessageAsync(bool sawBareLineEnding)
+    {
+        SmtpReply reply;
+        if (sawBareLineEnding)
+        {
+            reply = SmtpReplies.BareLineEnding;
+        }
+        else if (_messageTooBig)
+        {
+            reply = SmtpReplies.MessageTooBigForServer;
+        }
+        else
+        {
+            await WriteBodyAsync().ConfigureAwait(false);
+            reply = _deliveryFailed ? SmtpReplies.TransactionFailed : await CommitAsync().ConfigureAwait(false);
+        }
+
+        if (reply.Code == 250)
+        {
+            double ms = Stopwatch.GetElapsedTime(_transactionStarted).TotalMilliseconds;
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                LogAccepted(_logger, _context!.QueueId, _context.Sender?.ToString() ?? "", string.Join(",", _recipients), _messageSize, ms);
+            }
+
+            await DisposeTransactionAsync().ConfigureAwait(false);
+        }
+        else
+        {
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                LogMessageRejected(_logger, _context!.QueueId, Info.RemoteEndPoint, reply.ToString());
+            }
+
+            await AbortTransactionAsync().ConfigureAwait(false);
+        }
+
+        ResetTransactionState();
+        _state = SmtpState.Greeted;
+        return Reply(reply);
+    }
+
+    private async ValueTask<SmtpReply> CommitAsync()
+    {
+        try
+        {
+            return await _transaction!.CommitAsync(_dataTimer.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogDeliveryError(_logger, _context!.QueueId, e);
+            return SmtpReplies.TransactionFailed;
+        }
+    }
+
+    private ValueTask<bool> DrainChunkThenRefuseAsync(ReadOnlySpan<byte> argument, SmtpReply refusal)
+    {
+        if (!TryParseBdat(argument, out long size, out _))
+        {
+            return SayGoodbyeThenCloseAsync(SmtpReplies.BdatSyntax);
+        }
+
+        return DrainAsync(size, refusal);
+    }
+
+    private async ValueTask<bool> DrainAsync(long size, SmtpReply refusal)
+    {
+        CancellationToken token = _dataTimer.Token;
+        while (size > 0)
+        {
+            _dataTimer.CancelAfter(_options.DataTimeout);
+            ReadResult result = await ReadDataAsync(token).ConfigureAwait(false);
+            long n = Math.Min(size, result.Buffer.Length);
+            _input.AdvanceTo(result.Buffer.GetPosition(n));
+            size -= n;
+            if (size > 0 && result.IsCompleted)
+            {
+                return false;
+            }
+        }
+
+        _dataTimer.CancelAfter(Timeout.Infinite);
+        return ReplyError(refusal);
+    }
+
+    private async ValueTask<bool> SayGoodbyeThenCloseAsync(SmtpReply reply)
+    {
+        await SayGoodbyeAsync(reply).ConfigureAwait(false);
+        return false;
+    }
+
+    private async ValueTask<ReadResult> ReadDataAsync(CancellationToken token)
+    {
+        try
+        {
+            return await _input.ReadAsync(token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_dataTimer.IsCancellationRequested && !_stopping.IsCancellationRequested)
+        {
+            await SayGoodbyeAsync(SmtpReplies.DataTimeout).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async ValueTask AbortTransactionAsync()
+    {
+        IMessageTransaction? transaction = _transaction;
+        _transaction = null;
+        if (transaction is not null)
+        {
+            try
+            {
+                await transaction.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogDeliveryError(_logger, _context?.QueueId ?? "-", e);
+            }
+        }
+    }
+
+    private ValueTask DisposeTransactionAsync() => AbortTransactionAsync();
+
+    // For resets that happen inside a synchronous command (EHLO, a refused BDAT): the transaction's
+    // cleanup runs in the background, its errors logged.
+    private void DropTransaction()
+    {
+        ValueTask abort = AbortTransactionAsync();
+        if (!abort.IsCompletedSuccessfully)
+        {
+            _ = abort.AsTask();
+        }
+
+        ResetTransactionState();
+    }
+
+    private void ResetTransactionState()
+    {
+        _recipients.Clear();
+        _context = null;
+        _messageSize = 0;
+        _messageTooBig = false;
+        _deliveryFailed = false;
+        _bodyFilled = 0;
+        if (_body is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_body);
+            _body = null;
+        }
+    }
+
+    // ---- lines and replies ---------------------------------------------------------------------
+
+    private enum LineStatus
+    {
+        Line,
+        TooLong,
+        Closed,
+        TimedOut,
+        ShuttingDown,
+    }
+
+    // Copies the next command line (without CRLF) into _line. The deadline covers the whole line, so
+    // a client dribbling one byte at a time is cut off; an over-long line is skipped, never buffered.
+    private async ValueTask<LineStatus> ReadCommandLineAsync()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return LineStatus.ShuttingDown;
+        }
+
+        _commandTimer.CancelAfter(_options.CommandTimeout);
+        bool tooLong = false;
+        bool mayHaveLine = true;
+        try
+        {
+            while (true)
+            {
+                ReadResult result;
+                if (!mayHaveLine || !_input.TryRead(out result))
+                {
+                    await FlushAsync(_commandTimer.Token).ConfigureAwait(false);
+                    result = await _input.ReadAsync(_commandTimer.Token).ConfigureAwait(false);
+                }
+
+                ReadOnlySequence<byte> buffer = result.Buffer;
+                SequencePosition? lf = buffer.PositionOf((byte)'\n');
+                if (lf is not null)
+                {
+                    ReadOnlySequence<byte> line = buffer.Slice(0, lf.Value);
+                    SequencePosition next = buffer.GetPosition(1, lf.Value);
+                    if (tooLong || line.Length >= _line.Length)
+                    {
+                        _input.AdvanceTo(next);
+                        return LineStatus.TooLong;
+                    }
+
+                    line.CopyTo(_line);
+                    _lineLength = (int)line.Length;
+                    if (_lineLength > 0 && _line[_lineLength - 1] == (byte)'\r')
+                    {
+                        _lineLength--;
+                    }
+
+                    _input.AdvanceTo(next);
+                    _commandTimer.CancelAfter(Timeout.Infinite);
+                    return LineStatus.Line;
+                }
+
+                if (buffer.Length >= _line.Length)
+                {
+                    tooLong = true;
+                    _input.AdvanceTo(buffer.End);
+                }
+                else
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+
+                if (result.IsCompleted)
+                {
+                    return LineStatus.Closed;
+                }
+
+                mayHaveLine = false;
+            }
+        }
+        catch (OperationCanceledException) when (_commandTimer.IsCancellationRequested)
+        {
+            return _stopping.IsCancellationRequested ? LineStatus.ShuttingDown : LineStatus.TimedOut;
+        }
+    }
+
+    private bool Reply(SmtpReply reply)
+    {
+        WriteRaw(reply.Encoded.Span);
+        return true;
+    }
+
+    // A bad command: counted, and the Nth one ends the session.
+    private bool ReplyError(SmtpReply reply)
+    {
+        if (++_errors >= _options.MaxErrors)
+        {
+            Reply(SmtpReplies.TooManyErrors);
+            LogTooManyErrors(_logger, Info.RemoteEndPoint);
+            return false;
+        }
+
+        return Reply(reply);
+    }
+
+    private void WriteRaw(ReadOnlySpan<byte> bytes)
+    {
+        _output.Write(bytes);
+        _repliesPending = true;
+    }
+
+    private async ValueTask FlushAsync(CancellationToken token)
+    {
+        if (_repliesPending)
+        {
+            _repliesPending = false;
+            FlushResult result = await _output.FlushAsync(token).ConfigureAwait(false);
+            if (result.IsCompleted)
+            {
+                throw new ConnectionResetException();
+            }
+        }
+    }
+
+    private async ValueTask SayGoodbyeAsync(SmtpReply reply)
+    {
+        Reply(reply);
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await FlushAsync(grace.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException)
+        {
+        }
+    }
+
+    private static bool TrySkipPrefix(ref ReadOnlySpan<byte> argument, ReadOnlySpan<byte> prefix)
+    {
+        if (argument.Length < prefix.Length || !Ascii.EqualsIgnoreCase(argument[..prefix.Length], prefix))
+        {
+            return false;
+        }
+
+        // "MAIL FROM: <a@b>" is common enough (and harmless) to accept.
+        argument = argument[prefix.Length..].TrimStart((byte)' ');
+        return true;
+    }
+
+    private static bool TryParseBdat(ReadOnlySpan<byte> argument, out long size, out bool last)
+    {
+        last = false;
+        int space = argument.IndexOf((byte)' ');
+        ReadOnlySpan<byte> number = space < 0 ? argument : argument[..space];
+        if (number.IsEmpty || number.Length > 18 || !Utf8Parser.TryParse(number, out size, out int used) || used != number.Length || size < 0)
+        {
+            size = 0;
+            return false;
+        }
+
+        if (space >= 0)
+        {
+            if (!Ascii.EqualsIgnoreCase(argument[(space + 1)..].Trim((byte)' '), "LAST"u8))
+            {
+                return false;
+            }
+
+            last = true;
+        }
+
+        return true;
+    }
+
+    /// <summary>Raised when the client closed its side while we were writing.</summary>
+    private sealed class ConnectionResetException : Exception;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "connect from {Remote} to {Local} ({Role})")]
+    private static partial void LogConnected(ILogger logger, System.Net.IPEndPoint remote, System.Net.IPEndPoint local, ListenerRole role);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "disconnect from {Remote}")]
+    private static partial void LogDisconnected(ILogger logger, System.Net.IPEndPoint remote);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: accepted from=<{Sender}> to=<{Recipients}> size={Size} time={ElapsedMs:F1}ms")]
+    private static partial void LogAccepted(ILogger logger, string queueId, string sender, string recipients, long size, double elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: rejected message from {Remote}: {Reply}")]
+    private static partial void LogMessageRejected(ILogger logger, string queueId, System.Net.IPEndPoint remote, string reply);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: recipient <{Recipient}> rejected: {Reply}")]
+    private static partial void LogRecipientRejected(ILogger logger, string queueId, string recipient, string reply);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{QueueId}: delivery failed")]
+    private static partial void LogDeliveryError(ILogger logger, string queueId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "HTTP command from {Remote}: connection closed")]
+    private static partial void LogHttpCommand(ILogger logger, System.Net.IPEndPoint remote);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "too many errors from {Remote}: connection closed")]
+    private static partial void LogTooManyErrors(ILogger logger, System.Net.IPEndPoint remote);
+}

@@ -1,0 +1,83 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+
+namespace SlimMail.Transport;
+
+/// <summary>A <see cref="TransportConnection"/> over an accepted TCP socket.</summary>
+public sealed class SocketConnection : TransportConnection
+{
+    // Zero-byte reads keep idle connections from pinning a receive buffer each.
+    private static readonly StreamPipeReaderOptions ReaderOptions = new(bufferSize: 8192, minimumReadSize: 2048, leaveOpen: true, useZeroByteReads: true);
+    private static readonly StreamPipeWriterOptions WriterOptions = new(minimumBufferSize: 4096, leaveOpen: true);
+
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+
+    /// <summary>Wraps <paramref name="socket"/>; the connection owns it from now on.</summary>
+    public SocketConnection(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        _socket = socket;
+        _socket.NoDelay = true;
+        _stream = new NetworkStream(socket, ownsSocket: false);
+        Input = PipeReader.Create(_stream, ReaderOptions);
+        Output = PipeWriter.Create(_stream, WriterOptions);
+        RemoteEndPoint = Normalize((IPEndPoint)socket.RemoteEndPoint!);
+        LocalEndPoint = Normalize((IPEndPoint)socket.LocalEndPoint!);
+    }
+
+    /// <inheritdoc />
+    public override PipeReader Input { get; }
+
+    /// <inheritdoc />
+    public override PipeWriter Output { get; }
+
+    /// <inheritdoc />
+    public override IPEndPoint RemoteEndPoint { get; }
+
+    /// <inheritdoc />
+    public override IPEndPoint LocalEndPoint { get; }
+
+    /// <inheritdoc />
+    public override void Abort()
+    {
+        try
+        {
+            _socket.Close(0);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await Output.CompleteAsync().ConfigureAwait(false);
+            await Input.CompleteAsync().ConfigureAwait(false);
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (IOException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            await _stream.DisposeAsync().ConfigureAwait(false);
+            _socket.Dispose();
+        }
+    }
+
+    // A dual-mode socket reports IPv4 clients as ::ffff:a.b.c.d; limits and logs want a.b.c.d.
+    private static IPEndPoint Normalize(IPEndPoint endPoint) => endPoint.Address.IsIPv4MappedToIPv6
+        ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port)
+        : endPoint;
+}

@@ -1,0 +1,88 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using SlimMail.Host.Configuration;
+using SlimMail.Host.Hosting;
+
+namespace SlimMail.Host.Commands;
+
+/// <summary><c>slimmail serve</c>: runs the listeners until SIGINT/SIGTERM, then drains.</summary>
+internal static partial class ServeCommand
+{
+    public static async Task<int> RunAsync(string? configFile, IReadOnlyList<string> overrides)
+    {
+        (SlimMailSettings? settings, IConfigurationRoot? raw) = ConfigurationLoader.Load(configFile, overrides, Console.Error);
+        if (settings is null || raw is null)
+        {
+            return ExitCodes.UserError;
+        }
+
+        // Deliveries block a pool thread for an fsync; start with enough threads that a burst of
+        // concurrent sessions does not wait for the pool's slow thread injection.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
+
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Logging:LogLevel:Default"] = "Information",
+            ["Logging:LogLevel:Microsoft"] = "Warning",
+            ["Logging:Console:FormatterName"] = "simple",
+        });
+        builder.Configuration.AddConfiguration(raw);
+        builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
+        builder.Logging.AddConsole();
+        builder.Services.Configure<SimpleConsoleFormatterOptions>(o =>
+        {
+            o.SingleLine = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+        });
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout + TimeSpan.FromSeconds(10));
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddHostedService<SmtpHostedService>();
+
+        using IHost host = builder.Build();
+        ILogger logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SlimMail");
+        try
+        {
+            Directory.CreateDirectory(settings.DataDirectory);
+            if (settings.ZeroConfig)
+            {
+                string passwordFile = LocalPassword.Ensure(settings.DataDirectory);
+                LogZeroConfig(logger, Path.GetFullPath(settings.DataDirectory), passwordFile);
+            }
+            else
+            {
+                LogConfigured(logger, settings.ConfigFile, Path.GetFullPath(settings.DataDirectory));
+            }
+
+            using var pidFile = new PidFile(settings.PidFile);
+            await host.RunAsync().ConfigureAwait(false);
+            return ExitCodes.Success;
+        }
+        catch (SocketException e)
+        {
+            LogCannotStart(logger, e.Message);
+            return ExitCodes.RuntimeFailure;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogCannotStart(logger, e.Message);
+            return ExitCodes.RuntimeFailure;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "zero-configuration mode: no configuration file found; data in {DataDirectory}; user local's password is in {PasswordFile}")]
+    private static partial void LogZeroConfig(ILogger logger, string dataDirectory, string passwordFile);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "configuration {ConfigFile}; data in {DataDirectory}")]
+    private static partial void LogConfigured(ILogger logger, string? configFile, string dataDirectory);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "cannot start: {Error}")]
+    private static partial void LogCannotStart(ILogger logger, string error);
+}

@@ -1,0 +1,444 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using SlimMail.Auth;
+using SlimMail.Smtp;
+
+namespace SlimMail.Host.Configuration;
+
+/// <summary>
+/// Reads <see cref="SlimMailSettings"/> from configuration and collects every problem with its key, so
+/// <c>check-config</c> can list them all at once instead of stopping at the first.
+/// </summary>
+internal sealed class SettingsReader
+{
+    private static readonly HashSet<string> TopLevelKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Hostname", "DataDirectory", "PidFile", "ShutdownTimeout", "Tls", "Smtp", "Pop3", "Domains", "Users",
+        "Deliveries", "Authentication", "Relay", "Sendmail", "Metrics", "Logging",
+    };
+
+    private static readonly HashSet<string> SmtpKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Listeners", "MaxMessageSize", "MaxRecipients", "MaxConnections", "MaxConnectionsPerAddress",
+        "CommandTimeout", "DataTimeout", "MaxErrors", "RequireTlsForAuth",
+    };
+
+    private static readonly HashSet<string> ListenerKeys = new(StringComparer.OrdinalIgnoreCase) { "Endpoint", "Role", "ImplicitTls", "ProxyProtocol" };
+    private static readonly HashSet<string> UserKeys = new(StringComparer.OrdinalIgnoreCase) { "PasswordHash", "Delivery", "Maildir", "FileMode", "Owner", "AllowAnySender" };
+
+    private readonly IConfiguration _configuration;
+    private readonly List<ConfigurationProblem> _problems = [];
+
+    private SettingsReader(IConfiguration configuration) => _configuration = configuration;
+
+    /// <summary>Reads the settings; <paramref name="problems"/> lists errors and warnings (settings are null if any error).</summary>
+    public static SlimMailSettings? Read(IConfiguration configuration, string? configFile, out IReadOnlyList<ConfigurationProblem> problems)
+    {
+        var reader = new SettingsReader(configuration);
+        SlimMailSettings settings = reader.ReadAll(configFile);
+        problems = reader._problems;
+        return reader._problems.Exists(p => !p.IsWarning) ? null : settings;
+    }
+
+    private SlimMailSettings ReadAll(string? configFile)
+    {
+        bool zeroConfig = configFile is null;
+        WarnUnknown(_configuration, "", TopLevelKeys);
+
+        string hostname = String("Hostname") ?? Dns.GetHostName();
+        if (hostname.Length == 0 || hostname.AsSpan().IndexOfAny(" \t\r\n") >= 0)
+        {
+            Error("Hostname", $"'{hostname}' is not a host name");
+        }
+
+        IConfigurationSection smtp = _configuration.GetSection("Smtp");
+        WarnUnknown(smtp, "Smtp:", SmtpKeys);
+        var smtpSettings = new SmtpSettings
+        {
+            Listeners = ReadSmtpListeners(smtp.GetSection("Listeners")),
+            MaxMessageSize = Long("Smtp:MaxMessageSize", 26_214_400, min: 1024),
+            MaxRecipients = Int("Smtp:MaxRecipients", 100, min: 1),
+            MaxConnections = Int("Smtp:MaxConnections", 1000, min: 1),
+            MaxConnectionsPerAddress = Int("Smtp:MaxConnectionsPerAddress", 50, min: 1),
+            CommandTimeout = Duration("Smtp:CommandTimeout", TimeSpan.FromMinutes(5)),
+            DataTimeout = Duration("Smtp:DataTimeout", TimeSpan.FromMinutes(10)),
+            MaxErrors = Int("Smtp:MaxErrors", 10, min: 1),
+            RequireTlsForAuth = Bool("Smtp:RequireTlsForAuth", true),
+        };
+        if (smtpSettings.Listeners.Count == 0)
+        {
+            Error("Smtp:Listeners", "no SMTP listener is configured");
+        }
+
+        IReadOnlyDictionary<string, UserSettings> users = ReadUsers(zeroConfig);
+        var settings = new SlimMailSettings
+        {
+            Hostname = hostname,
+            DataDirectory = String("DataDirectory") ?? "./slimmail-data",
+            PidFile = String("PidFile"),
+            ShutdownTimeout = Duration("ShutdownTimeout", TimeSpan.FromSeconds(30)),
+            Smtp = smtpSettings,
+            Pop3Listeners = ReadPop3Listeners(_configuration.GetSection("Pop3:Listeners")),
+            Domains = ReadDomains(users),
+            Users = users,
+            RelayMode = Choice("Relay:Mode", "None", "None", "Mx", "Smarthost"),
+            ZeroConfig = zeroConfig,
+            ConfigFile = configFile,
+        };
+
+        if (settings.RelayMode != "None")
+        {
+            Error("Relay:Mode", $"'{settings.RelayMode}': outbound relay is not available in this version of SlimMail; use None");
+        }
+
+        ReadTls(settings.Smtp.Listeners, settings.Pop3Listeners);
+        ReadDeliveries(users);
+        Choice("Authentication:Type", "Users", "Users", "External");
+        if (String("Metrics:Endpoint") is { } metrics && !EndpointParser.TryParse(metrics, out _))
+        {
+            Error("Metrics:Endpoint", $"'{metrics}' is not host:port");
+        }
+
+        return settings;
+    }
+
+    private List<SmtpListenerSettings> ReadSmtpListeners(IConfigurationSection section)
+    {
+        var listeners = new List<SmtpListenerSettings>();
+        foreach (IConfigurationSection item in section.GetChildren())
+        {
+            string key = item.Path;
+            WarnUnknown(item, key + ":", ListenerKeys);
+            IPEndPoint? endPoint = RequiredEndpoint(key + ":Endpoint");
+            string roleText = Choice(key + ":Role", "", "Mx", "Submission", "Local");
+            if (roleText.Length == 0)
+            {
+                Error(key + ":Role", "is required (Mx, Submission or Local)");
+                continue;
+            }
+
+            var role = Enum.Parse<ListenerRole>(roleText, ignoreCase: true);
+            if (role == ListenerRole.Local && endPoint is not null && !IPAddress.IsLoopback(endPoint.Address))
+            {
+                Error(key + ":Endpoint", $"a Local listener may only bind a loopback address, not {endPoint.Address}");
+            }
+
+            bool implicitTls = Bool(key + ":ImplicitTls", false);
+            bool proxy = Bool(key + ":ProxyProtocol", false);
+            if (proxy)
+            {
+                Error(key + ":ProxyProtocol", "the PROXY protocol is not available in this version of SlimMail");
+            }
+
+            if (endPoint is not null)
+            {
+                listeners.Add(new SmtpListenerSettings(endPoint, role, implicitTls, proxy));
+            }
+        }
+
+        return listeners;
+    }
+
+    private List<Pop3ListenerSettings> ReadPop3Listeners(IConfigurationSection section)
+    {
+        var listeners = new List<Pop3ListenerSettings>();
+        foreach (IConfigurationSection item in section.GetChildren())
+        {
+            string key = item.Path;
+            WarnUnknown(item, key + ":", ListenerKeys);
+            IPEndPoint? endPoint = RequiredEndpoint(key + ":Endpoint");
+            if (endPoint is not null)
+            {
+                listeners.Add(new Pop3ListenerSettings(endPoint, Bool(key + ":ImplicitTls", false), Bool(key + ":ProxyProtocol", false)));
+            }
+        }
+
+        return listeners;
+    }
+
+    private void ReadTls(IReadOnlyList<SmtpListenerSettings> smtp, IReadOnlyList<Pop3ListenerSettings> pop3)
+    {
+        string? certificate = String("Tls:CertificateFile");
+        string? key = String("Tls:KeyFile");
+        bool configured = certificate is not null || key is not null;
+        if (configured)
+        {
+            if (certificate is null || !File.Exists(certificate))
+            {
+                Error("Tls:CertificateFile", certificate is null ? "is required when Tls is set" : $"'{certificate}' does not exist");
+            }
+
+            if (key is null || !File.Exists(key))
+            {
+                Error("Tls:KeyFile", key is null ? "is required when Tls is set" : $"'{key}' does not exist");
+            }
+
+            Warn("Tls", "TLS is not available in this version of SlimMail; STARTTLS is not offered");
+        }
+
+        for (int i = 0; i < smtp.Count; i++)
+        {
+            if (smtp[i].ImplicitTls)
+            {
+                Error($"Smtp:Listeners:{i}:ImplicitTls", configured
+                    ? "implicit TLS is not available in this version of SlimMail"
+                    : "needs Tls:CertificateFile and Tls:KeyFile");
+            }
+        }
+
+        for (int i = 0; i < pop3.Count; i++)
+        {
+            if (pop3[i].ImplicitTls)
+            {
+                Error($"Pop3:Listeners:{i}:ImplicitTls", configured
+                    ? "implicit TLS is not available in this version of SlimMail"
+                    : "needs Tls:CertificateFile and Tls:KeyFile");
+            }
+        }
+    }
+
+    private Dictionary<string, UserSettings> ReadUsers(bool zeroConfig)
+    {
+        var users = new Dictionary<string, UserSettings>(StringComparer.Ordinal);
+        foreach (IConfigurationSection item in _configuration.GetSection("Users").GetChildren())
+        {
+            string key = item.Path;
+            WarnUnknown(item, key + ":", UserKeys);
+            if (item.Key.AsSpan().IndexOfAny("/\\:") >= 0 || item.Key is "." or "..")
+            {
+                Error(key, "a user name may not contain '/', '\\' or ':'");
+                continue;
+            }
+
+            string? hash = String(key + ":PasswordHash");
+            if (hash is not null && !PasswordHasher.IsValidHash(hash))
+            {
+                Error(key + ":PasswordHash", "is not a hash from 'slimmail hash-password'");
+            }
+
+            UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            if (String(key + ":FileMode") is { } modeText)
+            {
+                if (!TryParseOctal(modeText, out mode))
+                {
+                    Error(key + ":FileMode", $"'{modeText}' is not an octal file mode such as \"0600\"");
+                }
+            }
+
+            string? owner = String(key + ":Owner");
+            if (owner is not null && OperatingSystem.IsLinux() && SlimMail.Delivery.MaildirOwner.Resolve(owner) is null)
+            {
+                Error(key + ":Owner", $"'{owner}' is not a known user or user:group");
+            }
+
+            users[item.Key] = new UserSettings
+            {
+                PasswordHash = hash,
+                Delivery = String(key + ":Delivery"),
+                Maildir = String(key + ":Maildir"),
+                FileMode = mode,
+                Owner = owner,
+                AllowAnySender = Bool(key + ":AllowAnySender", false),
+            };
+        }
+
+        if (zeroConfig && !users.ContainsKey(SlimMail.Delivery.RecipientPolicy.LocalUser))
+        {
+            users[SlimMail.Delivery.RecipientPolicy.LocalUser] = new UserSettings();
+        }
+
+        return users;
+    }
+
+    private Dictionary<string, IReadOnlyDictionary<string, string>> ReadDomains(IReadOnlyDictionary<string, UserSettings> users)
+    {
+        var domains = new Dictionary<string, IReadOnlyDictionary<string, string>>(StringComparer.OrdinalIgnoreCase);
+        foreach (IConfigurationSection domain in _configuration.GetSection("Domains").GetChildren())
+        {
+            WarnUnknown(domain, domain.Path + ":", new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "Mailboxes" });
+            if (SlimMail.Delivery.MailRouting.NormalizeDomain(domain.Key) is null
+                || !AddressParser.IsDomain(System.Text.Encoding.UTF8.GetBytes(domain.Key)))
+            {
+                Error(domain.Path, $"'{domain.Key}' is not a domain name");
+                continue;
+            }
+
+            var mailboxes = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            foreach (IConfigurationSection mailbox in domain.GetSection("Mailboxes").GetChildren())
+            {
+                string? user = mailbox.Value;
+                if (string.IsNullOrEmpty(user))
+                {
+                    Error(mailbox.Path, "must name a user");
+                }
+                else if (!users.ContainsKey(user))
+                {
+                    Error(mailbox.Path, $"user '{user}' is not defined under Users");
+                }
+                else
+                {
+                    mailboxes[mailbox.Key] = user;
+                }
+            }
+
+            domains[domain.Key] = mailboxes;
+        }
+
+        return domains;
+    }
+
+    private void ReadDeliveries(IReadOnlyDictionary<string, UserSettings> users)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (IConfigurationSection delivery in _configuration.GetSection("Deliveries").GetChildren())
+        {
+            names.Add(delivery.Key);
+            string type = Choice(delivery.Path + ":Type", "Maildir", "Maildir", "Pipe", "PostgreSql");
+            if (type != "Maildir")
+            {
+                Error(delivery.Path + ":Type", $"{type} delivery is not available in this version of SlimMail");
+            }
+        }
+
+        foreach ((string user, UserSettings settings) in users)
+        {
+            if (settings.Delivery is { } delivery && !names.Contains(delivery))
+            {
+                Error($"Users:{user}:Delivery", $"'{delivery}' is not defined under Deliveries");
+            }
+        }
+    }
+
+    // ---- value readers -----------------------------------------------------------------------
+
+    private string? String(string key) => _configuration[key] is { Length: > 0 } value ? value : null;
+
+    private IPEndPoint? RequiredEndpoint(string key)
+    {
+        string? text = String(key);
+        if (text is null)
+        {
+            Error(key, "is required (host:port)");
+            return null;
+        }
+
+        if (!EndpointParser.TryParse(text, out IPEndPoint? endPoint))
+        {
+            Error(key, $"'{text}' is not host:port (IPv6 in brackets: [::1]:2525)");
+        }
+
+        return endPoint;
+    }
+
+    private int Int(string key, int fallback, int min) => (int)Long(key, fallback, min, int.MaxValue);
+
+    private long Long(string key, long fallback, long min, long max = long.MaxValue)
+    {
+        string? text = String(key);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value) || value < min || value > max)
+        {
+            Error(key, $"'{text}' is not a whole number from {min} to {max}");
+            return fallback;
+        }
+
+        return value;
+    }
+
+    private bool Bool(string key, bool fallback)
+    {
+        string? text = String(key);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        if (!bool.TryParse(text, out bool value))
+        {
+            Error(key, $"'{text}' is not true or false");
+            return fallback;
+        }
+
+        return value;
+    }
+
+    private TimeSpan Duration(string key, TimeSpan fallback)
+    {
+        string? text = String(key);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        if (!TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out TimeSpan value) || value <= TimeSpan.Zero)
+        {
+            Error(key, $"'{text}' is not a positive duration such as 00:05:00");
+            return fallback;
+        }
+
+        return value;
+    }
+
+    private string Choice(string key, string fallback, params string[] allowed)
+    {
+        string? text = String(key);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        foreach (string option in allowed)
+        {
+            if (string.Equals(option, text, StringComparison.OrdinalIgnoreCase))
+            {
+                return option;
+            }
+        }
+
+        Error(key, $"'{text}' is not one of {string.Join(", ", allowed)}");
+        return fallback;
+    }
+
+    private static bool TryParseOctal(string text, out UnixFileMode mode)
+    {
+        mode = 0;
+        if (text.Length is 0 or > 4)
+        {
+            return false;
+        }
+
+        int value = 0;
+        foreach (char c in text)
+        {
+            if (c is < '0' or > '7')
+            {
+                return false;
+            }
+
+            value = (value * 8) + (c - '0');
+        }
+
+        mode = (UnixFileMode)value;
+        return true;
+    }
+
+    private void WarnUnknown(IConfiguration section, string prefix, HashSet<string> known)
+    {
+        foreach (IConfigurationSection child in section.GetChildren())
+        {
+            if (!known.Contains(child.Key))
+            {
+                Warn(prefix + child.Key, "unknown key (ignored)");
+            }
+        }
+    }
+
+    private void Error(string key, string message) => _problems.Add(new ConfigurationProblem(key, message));
+
+    private void Warn(string key, string message) => _problems.Add(new ConfigurationProblem(key, message, IsWarning: true));
+}

@@ -1,0 +1,70 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using SlimMail.Delivery;
+using SlimMail.Host.Configuration;
+using SlimMail.Smtp;
+
+namespace SlimMail.Host.Hosting;
+
+/// <summary>Wires the SMTP engine to the configured domains, users and Maildirs, and runs it for the host's lifetime.</summary>
+internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposable
+{
+    private readonly SlimMailSettings _settings;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private SmtpServer? _server;
+
+    public SmtpHostedService(SlimMailSettings settings, ILoggerFactory loggerFactory)
+    {
+        _settings = settings;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger("SlimMail");
+    }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        IMessageHandler handler = DeliveryWiring.CreateHandler(_settings, _loggerFactory.CreateLogger("SlimMail.Delivery"));
+        var options = new SmtpServerOptions
+        {
+            Hostname = _settings.Hostname,
+            Listeners = _settings.Smtp.Listeners.Select(l => new SmtpListenerOptions(l.EndPoint, l.Role)).ToList(),
+            MaxMessageSize = _settings.Smtp.MaxMessageSize,
+            MaxRecipients = _settings.Smtp.MaxRecipients,
+            MaxConnections = _settings.Smtp.MaxConnections,
+            MaxConnectionsPerAddress = _settings.Smtp.MaxConnectionsPerAddress,
+            CommandTimeout = _settings.Smtp.CommandTimeout,
+            DataTimeout = _settings.Smtp.DataTimeout,
+            MaxErrors = _settings.Smtp.MaxErrors,
+        };
+        _server = new SmtpServer(options, handler, _loggerFactory);
+        await _server.StartAsync(cancellationToken).ConfigureAwait(false);
+
+        foreach (string user in _settings.Users.Keys.Order(StringComparer.Ordinal))
+        {
+            LogMailLocation(_logger, user, _settings.MailDirectoryOf(user));
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_server is not null)
+        {
+            LogStopping(_logger, _settings.ShutdownTimeout);
+            await _server.StopAsync(_settings.ShutdownTimeout).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "mail for user {User} is delivered to the Maildir {Path}")]
+    private static partial void LogMailLocation(ILogger logger, string user, string path);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "stopping: closing listeners, draining open transactions for up to {Timeout}")]
+    private static partial void LogStopping(ILogger logger, TimeSpan timeout);
+}
