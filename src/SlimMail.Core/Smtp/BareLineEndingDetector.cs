@@ -8,7 +8,7 @@ namespace SlimMail.Smtp;
 /// </summary>
 internal struct BareLineEndingDetector
 {
-    private static readonly SearchValues<byte> LineBreaks = SearchValues.Create("\r\n"u8);
+    private static readonly SearchValues<byte> LineBreaks = SearchValues.Create("\r\n\0"u8);
 
     private bool _afterCr;
 
@@ -39,6 +39,13 @@ internal struct BareLineEndingDetector
                 return;
             }
 
+            if (data[stop] == 0)
+            {
+                SawNul = true;
+                data = data[(stop + 1)..];
+                continue;
+            }
+
             if (data[stop] == (byte)'\n')
             {
                 SawBareLineEnding = true;
@@ -50,6 +57,9 @@ internal struct BareLineEndingDetector
         }
     }
 
+    /// <summary>True once a NUL byte was seen (BINARYMIME is not offered, so it is never legal).</summary>
+    public bool SawNul { get; private set; }
+
     /// <summary>True when the message ended in the middle of a CRLF pair.</summary>
     public readonly bool EndsWithBareCr => _afterCr;
 
@@ -58,5 +68,6 @@ internal struct BareLineEndingDetector
     {
         _afterCr = false;
         SawBareLineEnding = false;
+        SawNul = false;
     }
 }

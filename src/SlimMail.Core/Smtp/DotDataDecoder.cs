@@ -11,7 +11,7 @@ namespace SlimMail.Smtp;
 /// </summary>
 internal struct DotDataDecoder
 {
-    private static readonly SearchValues<byte> LineBreaks = SearchValues.Create("\r\n"u8);
+    private static readonly SearchValues<byte> Specials = SearchValues.Create("\r\n\0"u8);
 
     private State _state;
 
@@ -26,6 +26,9 @@ internal struct DotDataDecoder
 
     /// <summary>True once a CR not followed by LF, or an LF not preceded by CR, was seen.</summary>
     public bool SawBareLineEnding { get; private set; }
+
+    /// <summary>True once a NUL byte was seen; RFC 5321 text never contains one.</summary>
+    public bool SawNul { get; private set; }
 
     /// <summary>When set, the message is being drained: nothing more is written to the output.</summary>
     public bool Discarding { get; set; }
@@ -47,7 +50,7 @@ internal struct DotDataDecoder
             {
                 case State.Text:
                     ReadOnlySpan<byte> rest = input[i..];
-                    int stop = rest.IndexOfAny(LineBreaks);
+                    int stop = rest.IndexOfAny(Specials);
                     int run = stop < 0 ? rest.Length : stop;
                     if (!Discarding)
                     {
@@ -71,6 +74,12 @@ internal struct DotDataDecoder
                         if (input[i] == (byte)'\r')
                         {
                             _state = State.Cr;
+                        }
+                        else if (input[i] == 0)
+                        {
+                            // NUL is not text in any body type we offer (no BINARYMIME).
+                            SawNul = true;
+                            Discarding = true;
                         }
                         else
                         {
@@ -163,6 +172,7 @@ internal struct DotDataDecoder
     {
         _state = State.LineStart;
         SawBareLineEnding = false;
+        SawNul = false;
         Discarding = false;
     }
 

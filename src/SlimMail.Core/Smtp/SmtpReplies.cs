@@ -36,6 +36,7 @@ public static class SmtpReplies
     public static readonly SmtpReply MessageTooBigForServer = new(552, "5.3.4", "Message size exceeds fixed maximum message size");
     public static readonly SmtpReply TooManyRecipients = new(452, "4.5.3", "Error: too many recipients");
     public static readonly SmtpReply BareLineEnding = new(550, "5.5.2", "Message contains bare CR or LF; use CRLF line endings");
+    public static readonly SmtpReply NulInMessage = new(550, "5.6.0", "Message contains NUL characters");
     public static readonly SmtpReply TransactionFailed = new(451, "4.3.0", "Error: temporary failure, try again later");
 
     public static readonly SmtpReply TooManyErrors = new(421, "4.7.0", "Error: too many errors");

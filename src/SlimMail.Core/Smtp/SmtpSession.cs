@@ -332,7 +332,7 @@ public sealed partial class SmtpSession
                     OperationStatus status = _dataDecoder.Decode(segment.Span[offset..], _body.AsSpan(_bodyFilled), out int used, out int written);
                     offset += used;
                     done = status == OperationStatus.Done;
-                    await AcceptBodyBytesAsync(written, _dataDecoder.SawBareLineEnding, status == OperationStatus.DestinationTooSmall).ConfigureAwait(false);
+                    await AcceptBodyBytesAsync(written, _dataDecoder.SawBareLineEnding || _dataDecoder.SawNul, status == OperationStatus.DestinationTooSmall).ConfigureAwait(false);
                     _dataDecoder.Discarding |= _messageTooBig || _deliveryFailed;
                 }
 
@@ -357,7 +357,7 @@ public sealed partial class SmtpSession
         }
 
         _dataTimer.CancelAfter(Timeout.Infinite);
-        return await FinishMessageAsync(_dataDecoder.SawBareLineEnding).ConfigureAwait(false);
+        return await FinishMessageAsync(_dataDecoder.SawBareLineEnding, _dataDecoder.SawNul).ConfigureAwait(false);
     }
 
     private ValueTask<bool> Bdat(ReadOnlySpan<byte> argument)
@@ -397,7 +397,7 @@ public sealed partial class SmtpSession
                     int n = Math.Min(segment.Length - offset, BodyBufferSize - _bodyFilled);
                     segment.Span.Slice(offset, n).CopyTo(_body.AsSpan(_bodyFilled));
                     offset += n;
-                    await AcceptBodyBytesAsync(n, _chunkGuard.SawBareLineEnding, bufferFull: false).ConfigureAwait(false);
+                    await AcceptBodyBytesAsync(n, _chunkGuard.SawBareLineEnding || _chunkGuard.SawNul, bufferFull: false).ConfigureAwait(false);
                 }
             }
 
@@ -424,7 +424,7 @@ public sealed partial class SmtpSession
             return Reply(new SmtpReply(250, "2.0.0", size.ToString(System.Globalization.CultureInfo.InvariantCulture) + " octets received"));
         }
 
-        return await FinishMessageAsync(_chunkGuard.SawBareLineEnding || _chunkGuard.EndsWithBareCr).ConfigureAwait(false);
+        return await FinishMessageAsync(_chunkGuard.SawBareLineEnding || _chunkGuard.EndsWithBareCr, _chunkGuard.SawNul).ConfigureAwait(false);
     }
 
     private async ValueTask<bool> RsetAsync()
@@ -498,12 +498,16 @@ public sealed partial class SmtpSession
         _bodyFilled = 0;
     }
 
-    private async ValueTask<bool> FinishMessageAsync(bool sawBareLineEnding)
+    private async ValueTask<bool> FinishMessageAsync(bool sawBareLineEnding, bool sawNul)
     {
         SmtpReply reply;
         if (sawBareLineEnding)
         {
             reply = SmtpReplies.BareLineEnding;
+        }
+        else if (sawNul)
+        {
+            reply = SmtpReplies.NulInMessage;
         }
         else if (_messageTooBig)
         {

@@ -1,0 +1,119 @@
+using System.Text;
+using SlimMail.Delivery;
+using SlimMail.Smtp;
+
+namespace SlimMail.Tests.Core;
+
+public sealed class MaildirStoreTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("slimmail-maildir-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private static MailTransactionContext Context() => new("Q1",
+        new SmtpSessionInfo(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1), new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 25), ListenerRole.Local),
+        null, false, false, 0);
+
+    private static async Task<DeliveryOutcome> DeliverAsync(MaildirStore store, IReadOnlyList<string> users, params string[] pieces)
+    {
+        await using IDeliveryWriter writer = await store.BeginAsync(Context(), users, default);
+        foreach (string piece in pieces)
+        {
+            await writer.WriteAsync(Encoding.UTF8.GetBytes(piece), default);
+        }
+
+        return await writer.CommitAsync(default);
+    }
+
+    [Fact]
+    public async Task A_message_lands_in_new_with_lf_line_endings_and_mode_0600()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "alice"));
+        var store = new MaildirStore(_ => mailbox);
+        Assert.Equal(DeliveryOutcome.Delivered, await DeliverAsync(store, ["alice"], "Subject: a\r\n\r\nbo", "dy\r", "\nend\r\n"));
+
+        string file = Assert.Single(Directory.GetFiles(mailbox.New));
+        Assert.Equal("Subject: a\n\nbody\nend\n", File.ReadAllText(file));
+        Assert.Empty(Directory.GetFiles(mailbox.Tmp));
+        Assert.Matches(@"^\d+\.M\d+P\d+Q\d+\.[^/]+,S=21,W=25$", Path.GetFileName(file));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        }
+    }
+
+    [Fact]
+    public async Task A_configured_file_mode_is_applied_exactly()
+    {
+        const UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "bob"), mode);
+        var store = new MaildirStore(_ => mailbox);
+        await DeliverAsync(store, ["bob"], "x\r\n");
+        Assert.Equal(mode, File.GetUnixFileMode(Assert.Single(Directory.GetFiles(mailbox.New))));
+    }
+
+    [Fact]
+    public async Task One_message_for_several_users_is_stored_once_per_user_by_hard_link()
+    {
+        var boxes = new Dictionary<string, MaildirMailbox>
+        {
+            ["a"] = new(Path.Combine(_root, "a")),
+            ["b"] = new(Path.Combine(_root, "b")),
+            ["c"] = new(Path.Combine(_root, "c"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead),
+        };
+        var store = new MaildirStore(user => boxes[user]);
+        await DeliverAsync(store, ["a", "b", "c"], "hello\r\n");
+        foreach (MaildirMailbox box in boxes.Values)
+        {
+            Assert.Equal("hello\n", File.ReadAllText(Assert.Single(Directory.GetFiles(box.New))));
+            Assert.Empty(Directory.GetFiles(box.Tmp));
+        }
+
+        // a and b share an inode (same mode); c has its own mode and so its own copy.
+        Assert.Equal(boxes["c"].FileMode, File.GetUnixFileMode(Directory.GetFiles(boxes["c"].New)[0]));
+    }
+
+    [Fact]
+    public async Task An_aborted_message_leaves_nothing_behind()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "d"));
+        var store = new MaildirStore(_ => mailbox);
+        await using (IDeliveryWriter writer = await store.BeginAsync(Context(), ["d"], default))
+        {
+            await writer.WriteAsync(new byte[200_000], default);
+        }
+
+        Assert.Empty(Directory.GetFiles(mailbox.New));
+        Assert.Empty(Directory.GetFiles(mailbox.Tmp));
+    }
+
+    [Fact]
+    public async Task Large_messages_are_written_whole()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "e"));
+        var store = new MaildirStore(_ => mailbox);
+        string line = new string('z', 998) + "\r\n";
+        string[] pieces = Enumerable.Repeat(line, 500).ToArray();
+        await DeliverAsync(store, ["e"], pieces);
+        Assert.Equal(500 * 999, new FileInfo(Assert.Single(Directory.GetFiles(mailbox.New))).Length);
+    }
+
+    [Fact]
+    public async Task Directory_sync_groups_concurrent_callers()
+    {
+        int calls = 0;
+        var gate = new ManualResetEventSlim();
+        var sync = new DirectorySync(_ =>
+        {
+            Interlocked.Increment(ref calls);
+            gate.Wait(TimeSpan.FromSeconds(5));
+        });
+        Task first = sync.SyncAsync("/x");
+        await Task.Delay(50);
+        Task[] waiting = Enumerable.Range(0, 20).Select(_ => sync.SyncAsync("/x")).ToArray();
+        gate.Set();
+        await first;
+        await Task.WhenAll(waiting);
+        Assert.Equal(2, calls);
+    }
+}
