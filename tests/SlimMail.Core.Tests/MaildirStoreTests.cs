@@ -74,6 +74,25 @@ public sealed class MaildirStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Files_get_the_configured_owner_when_running_as_root()
+    {
+        if (Environment.UserName != "root")
+        {
+            return; // Only root may give files away; CI runs as root.
+        }
+
+        (int Uid, int Gid)? owner = MaildirOwner.Resolve("nobody");
+        Assert.NotNull(owner);
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "owned"), owner: owner);
+        var store = new MaildirStore(_ => mailbox);
+        await DeliverAsync(store, ["owned"], "x\r\n");
+        string file = Assert.Single(Directory.GetFiles(mailbox.New));
+        var stat = await SlimMail.Tests.Core.Harness.Stat.OwnerAsync(file);
+        Assert.Equal(owner.Value.Uid, stat.Uid);
+        Assert.Equal(owner.Value.Uid, (await SlimMail.Tests.Core.Harness.Stat.OwnerAsync(mailbox.New)).Uid);
+    }
+
+    [Fact]
     public async Task An_aborted_message_leaves_nothing_behind()
     {
         var mailbox = new MaildirMailbox(Path.Combine(_root, "d"));

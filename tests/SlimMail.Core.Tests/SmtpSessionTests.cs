@@ -446,3 +446,15 @@ public class SmtpSessionTests
         Assert.StartsWith("Received: from evil_x__Bcc:victim@x.test_ ([192.0.2.10])", header);
     }
 }
+
+public class SubmissionRoleTests
+{
+    [Fact]
+    public async Task Mail_on_a_submission_listener_without_auth_is_530_5_7_0()
+    {
+        var handler = new MemoryMessageHandler();
+        await using SmtpTestClient client = await SmtpTestClient.ConnectAsync(handler, role: ListenerRole.Submission);
+        await client.GreetAsync();
+        Assert.Equal("530 5.7.0 Authentication required", await client.CommandAsync("MAIL FROM:<a@b.test>"));
+    }
+}

@@ -39,6 +39,8 @@ public static class SmtpReplies
     public static readonly SmtpReply NulInMessage = new(550, "5.6.0", "Message contains NUL characters");
     public static readonly SmtpReply TransactionFailed = new(451, "4.3.0", "Error: temporary failure, try again later");
 
+    public static readonly SmtpReply AuthenticationRequired = new(530, "5.7.0", "Authentication required");
+
     public static readonly SmtpReply TooManyErrors = new(421, "4.7.0", "Error: too many errors");
     public static readonly SmtpReply TooManyConnections = new(421, "4.7.0", "Error: too many connections");
     public static readonly SmtpReply TooManyConnectionsFromAddress = new(421, "4.7.0", "Error: too many connections from your address");

@@ -149,7 +149,8 @@ public sealed partial class SmtpServer : IAsyncDisposable
 
             var info = new SmtpSessionInfo(connection.RemoteEndPoint, connection.LocalEndPoint, listener.Role);
             var session = new SmtpSession(connection, info, _options, _handler, _logger, _stopping.Token, _abort.Token);
-            using (_abort.Token.Register(connection.Abort))
+            // On abort the session answers 421 itself; the socket is closed for it only if it cannot.
+            using (_abort.Token.Register(() => _ = Task.Delay(TimeSpan.FromSeconds(2)).ContinueWith(_ => connection.Abort(), TaskScheduler.Default)))
             {
                 await session.RunAsync().ConfigureAwait(false);
             }

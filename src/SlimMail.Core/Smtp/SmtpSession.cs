@@ -193,6 +193,12 @@ public sealed partial class SmtpSession
 
     private ValueTask<bool> Mail(ReadOnlySpan<byte> argument)
     {
+        if (Info.Role == ListenerRole.Submission && Info.AuthenticatedUser is null)
+        {
+            // RFC 4954 §6: a submission port takes mail from authenticated users only.
+            return Done(Reply(SmtpReplies.AuthenticationRequired));
+        }
+
         if (!TrySkipPrefix(ref argument, "FROM:"u8)
             || !AddressParser.TryParsePath(argument, allowNull: true, allowBarePostmaster: false, out MailAddress? sender, out int used))
         {
@@ -599,9 +605,10 @@ public sealed partial class SmtpSession
         {
             return await _input.ReadAsync(token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (_dataTimer.IsCancellationRequested && !_stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (_dataTimer.IsCancellationRequested)
         {
-            await SayGoodbyeAsync(SmtpReplies.DataTimeout).ConfigureAwait(false);
+            // Either the client fell silent, or shutdown's grace period ran out while it was still sending.
+            await SayGoodbyeAsync(_stopping.IsCancellationRequested ? SmtpReplies.ShuttingDown : SmtpReplies.DataTimeout).ConfigureAwait(false);
             throw;
         }
     }
