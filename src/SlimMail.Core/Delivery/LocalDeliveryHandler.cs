@@ -107,9 +107,11 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                     outcome = DeliveryOutcome.TemporaryFailure;
                 }
 
-                if (_owner._logger.IsEnabled(LogLevel.Information))
+                // A successful local delivery is what the session's "accepted" line reports; failures stand out.
+                LogLevel level = outcome == DeliveryOutcome.Delivered ? LogLevel.Debug : LogLevel.Warning;
+                if (_owner._logger.IsEnabled(level))
                 {
-                    LogDelivery(_owner._logger, _context.QueueId, string.Join(",", users), agent.GetType().Name, outcome);
+                    LogDelivery(_owner._logger, level, _context.QueueId, string.Join(",", users), agent.GetType().Name, outcome);
                 }
 
                 switch (outcome)
@@ -170,8 +172,8 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: delivery to {Users} via {Agent}: {Outcome}")]
-    private static partial void LogDelivery(ILogger logger, string queueId, string users, string agent, DeliveryOutcome outcome);
+    [LoggerMessage(Message = "{QueueId}: delivery to {Users} via {Agent}: {Outcome}")]
+    private static partial void LogDelivery(ILogger logger, LogLevel level, string queueId, string users, string agent, DeliveryOutcome outcome);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{QueueId}: delivery via {Agent} failed")]
     private static partial void LogDeliveryException(ILogger logger, string queueId, string agent, Exception exception);
