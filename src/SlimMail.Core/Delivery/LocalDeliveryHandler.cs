@@ -15,27 +15,51 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
 
     private readonly RecipientPolicy _policy;
     private readonly Func<string, IDeliveryAgent> _agentFor;
+    private static readonly SmtpReply SenderNotOwned = new(553, "5.7.1", "Sender address rejected: not owned by the authenticated user");
+
     private readonly ILogger _logger;
+    private readonly Func<string, bool> _allowAnySender;
 
     /// <summary>Creates the handler.</summary>
     /// <param name="policy">Decides each recipient.</param>
     /// <param name="agentFor">The delivery agent of a user (agents may be shared by many users).</param>
     /// <param name="logger">Where delivery outcomes are logged.</param>
     /// <param name="maxMessageSize">A limit of the handler's own, or 0.</param>
-    public LocalDeliveryHandler(RecipientPolicy policy, Func<string, IDeliveryAgent> agentFor, ILogger logger, long maxMessageSize = 0)
+    /// <param name="allowAnySender">Whether an authenticated user may use any MAIL FROM (<c>Users.*.AllowAnySender</c>).</param>
+    public LocalDeliveryHandler(RecipientPolicy policy, Func<string, IDeliveryAgent> agentFor, ILogger logger, long maxMessageSize = 0,
+        Func<string, bool>? allowAnySender = null)
     {
         _policy = policy;
         _agentFor = agentFor;
         _logger = logger;
         MaxMessageSize = maxMessageSize;
+        _allowAnySender = allowAnySender ?? (static _ => false);
     }
 
     /// <inheritdoc />
     public long MaxMessageSize { get; }
 
     /// <inheritdoc />
-    public ValueTask<TransactionStart> BeginAsync(MailTransactionContext context, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(TransactionStart.Accept(new Transaction(this, context)));
+    public ValueTask<TransactionStart> BeginAsync(MailTransactionContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        string? user = context.Session.AuthenticatedUser;
+        if (user is not null && context.Sender is { } sender && !_allowAnySender(user) && !Owns(user, sender))
+        {
+            return ValueTask.FromResult(TransactionStart.Refuse(SenderNotOwned));
+        }
+
+        return ValueTask.FromResult(TransactionStart.Accept(new Transaction(this, context)));
+    }
+
+    // An address is the user's if it routes to them (a mailbox or a catch-all they own), or if it is their
+    // name (externally authenticated users are often named by their address).
+    private bool Owns(string user, MailAddress sender)
+    {
+        MailRoute route = _policy.Routing.Resolve(sender);
+        return (route.Kind == MailRouteKind.LocalUser && route.User == user)
+            || string.Equals(sender.ToString(), user, StringComparison.OrdinalIgnoreCase);
+    }
 
     private sealed class Transaction : IMessageTransaction
     {

@@ -22,7 +22,7 @@ public static class ReceivedHeader
             .Append(" id ").Append(queueId);
         if (session.TlsDescription is not null)
         {
-            text.Append("\r\n\t(").Append(Clean(session.TlsDescription, allowUtf8: false)).Append(')');
+            text.Append("\r\n\t(").Append(session.TlsDescription).Append(')');
         }
 
         if (singleRecipient is not null)

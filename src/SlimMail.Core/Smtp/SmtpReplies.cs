@@ -39,6 +39,17 @@ public static class SmtpReplies
     public static readonly SmtpReply NulInMessage = new(550, "5.6.0", "Message contains NUL characters");
     public static readonly SmtpReply TransactionFailed = new(451, "4.3.0", "Error: temporary failure, try again later");
 
+    public static readonly SmtpReply ReadyForTls = new(220, "2.0.0", "Ready to start TLS");
+    public static readonly SmtpReply TlsAlreadyActive = new(503, "5.5.1", "Error: TLS already active");
+    public static readonly SmtpReply AuthSucceeded = new(235, "2.7.0", "Authentication successful");
+    public static readonly SmtpReply AuthFailed = new(535, "5.7.8", "Error: authentication failed");
+    public static readonly SmtpReply AuthTemporaryFailure = new(454, "4.7.0", "Temporary authentication failure");
+    public static readonly SmtpReply AuthBlocked = new(454, "4.7.0", "Too many authentication failures; try again later");
+    public static readonly SmtpReply AuthCancelled = new(501, "5.0.0", "Authentication cancelled");
+    public static readonly SmtpReply AuthBadBase64 = new(501, "5.5.2", "Cannot decode response");
+    public static readonly SmtpReply AuthUnknownMechanism = new(504, "5.5.4", "Unrecognized authentication type");
+    public static readonly SmtpReply AuthNeedsTls = new(538, "5.7.11", "Encryption required for requested authentication mechanism");
+    public static readonly SmtpReply AlreadyAuthenticated = new(503, "5.5.1", "Error: already authenticated");
     public static readonly SmtpReply AuthenticationRequired = new(530, "5.7.0", "Authentication required");
 
     public static readonly SmtpReply TooManyErrors = new(421, "4.7.0", "Error: too many errors");

@@ -57,6 +57,11 @@ public sealed partial class SmtpServer : IAsyncDisposable
             foreach (SmtpListenerOptions listener in _options.Listeners)
             {
                 SmtpListenerOptions current = listener;
+                if (listener.ImplicitTls && _options.Tls is null)
+                {
+                    throw new InvalidOperationException($"The listener on {listener.EndPoint} uses implicit TLS but no TLS certificate is configured.");
+                }
+
                 var tcp = new TcpConnectionListener(listener.EndPoint, socket => RunSessionAsync(socket, current), _logger);
                 _listeners.Add(tcp);
                 LogListening(_logger, tcp.EndPoint, listener.Role);
@@ -147,7 +152,25 @@ public sealed partial class SmtpServer : IAsyncDisposable
                 return;
             }
 
-            var info = new SmtpSessionInfo(connection.RemoteEndPoint, connection.LocalEndPoint, listener.Role);
+            if (listener.ImplicitTls)
+            {
+                using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_abort.Token);
+                handshake.CancelAfter(_options.CommandTimeout);
+                try
+                {
+                    await connection.StartTlsAsync(_options.Tls!(), handshake.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException or OperationCanceledException)
+                {
+                    LogTlsFailed(_logger, connection.RemoteEndPoint, e.Message);
+                    return;
+                }
+            }
+
+            var info = new SmtpSessionInfo(connection.RemoteEndPoint, connection.LocalEndPoint, listener.Role)
+            {
+                TlsDescription = connection.TlsDescription,
+            };
             var session = new SmtpSession(connection, info, _options, _handler, _logger, _stopping.Token, _abort.Token);
             // On abort the session answers 421 itself; the socket is closed for it only if it cannot.
             using (_abort.Token.Register(() => _ = Task.Delay(TimeSpan.FromSeconds(2)).ContinueWith(_ => connection.Abort(), TaskScheduler.Default)))
@@ -187,6 +210,9 @@ public sealed partial class SmtpServer : IAsyncDisposable
         {
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "TLS handshake with {Remote} failed: {Error}")]
+    private static partial void LogTlsFailed(ILogger logger, IPEndPoint remote, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "listening on {EndPoint} ({Role})")]
     private static partial void LogListening(ILogger logger, IPEndPoint endPoint, ListenerRole role);

@@ -34,6 +34,18 @@ public sealed class SmtpServerOptions
 
     /// <summary>The longest command line, CRLF included; longer ones are refused without being buffered.</summary>
     public int MaxCommandLineLength { get; init; } = 2048;
+
+    /// <summary>TLS server options for STARTTLS and implicit TLS (called per handshake, so certificates can change), or null for no TLS.</summary>
+    public Func<System.Net.Security.SslServerAuthenticationOptions>? Tls { get; init; }
+
+    /// <summary>Checks AUTH PLAIN/LOGIN credentials, or null for no AUTH.</summary>
+    public Auth.IAuthenticator? Authenticator { get; init; }
+
+    /// <summary>Slows down and blocks repeated authentication failures; shared with POP3.</summary>
+    public Auth.AuthThrottle AuthThrottle { get; init; } = new();
+
+    /// <summary>AUTH is offered only after TLS, except to loopback clients.</summary>
+    public bool RequireTlsForAuth { get; init; } = true;
 }
 
 /// <summary>One SMTP listening endpoint.</summary>
@@ -51,4 +63,7 @@ public sealed class SmtpListenerOptions
 
     /// <summary>What the listener is for.</summary>
     public ListenerRole Role { get; }
+
+    /// <summary>TLS starts at connect (port 465) instead of by STARTTLS.</summary>
+    public bool ImplicitTls { get; init; }
 }

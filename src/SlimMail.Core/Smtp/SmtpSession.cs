@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using SlimMail.Auth;
 using SlimMail.Delivery;
 using SlimMail.Transport;
 
@@ -29,7 +30,6 @@ public sealed partial class SmtpSession
     private readonly byte[] _line;
     private readonly long _maxMessageSize;
     private readonly List<string> _recipients = [];
-    private readonly EhloReply _ehlo;
 
     private PipeReader _input;
     private PipeWriter _output;
@@ -75,7 +75,6 @@ public sealed partial class SmtpSession
         _dataTimer = CancellationTokenSource.CreateLinkedTokenSource(abort);
         _line = new byte[options.MaxCommandLineLength];
         _maxMessageSize = handler.MaxMessageSize > 0 ? Math.Min(handler.MaxMessageSize, options.MaxMessageSize) : options.MaxMessageSize;
-        _ehlo = EhloReply.For(options.Hostname, _maxMessageSize);
     }
 
     /// <summary>What deliveries see of this session.</summary>
@@ -163,7 +162,9 @@ public sealed partial class SmtpSession
             SmtpVerb.Quit => QuitAsync(),
             SmtpVerb.Vrfy => Done(argument.IsEmpty ? ReplyError(SmtpReplies.BadAddressSyntax) : Reply(SmtpReplies.CannotVerify)),
             SmtpVerb.Help => Done(Reply(SmtpReplies.Help)),
-            SmtpVerb.Expn or SmtpVerb.StartTls or SmtpVerb.Auth => Done(ReplyError(SmtpReplies.NotImplemented)),
+            SmtpVerb.StartTls => StartTls(argument),
+            SmtpVerb.Auth => Auth(argument),
+            SmtpVerb.Expn => Done(ReplyError(SmtpReplies.NotImplemented)),
             _ => Done(ReplyError(SmtpReplies.UnknownCommand)),
         };
     }
@@ -182,13 +183,14 @@ public sealed partial class SmtpSession
         Info.HeloName = Encoding.UTF8.GetString(argument);
         Info.IsExtended = extended;
         _state = SmtpState.Greeted;
+        var ehlo = EhloReply.For(_options.Hostname, _maxMessageSize, startTls: _options.Tls is not null && !_connection.IsSecure, auth: AuthOffered);
         if (extended)
         {
-            WriteRaw(_ehlo.Bytes);
+            WriteRaw(ehlo.Bytes);
             return true;
         }
 
-        return Reply(_ehlo.Helo);
+        return Reply(ehlo.Helo);
     }
 
     private ValueTask<bool> Mail(ReadOnlySpan<byte> argument)
@@ -313,6 +315,197 @@ public sealed partial class SmtpSession
         }
 
         return Reply(reply);
+    }
+
+    // ---- STARTTLS (RFC 3207) and AUTH (RFC 4954) ------------------------------------------------
+
+    // AUTH is for mail clients: never on a Local listener, and off loopback only inside TLS unless configured otherwise.
+    private bool AuthOffered => _options.Authenticator is not null && Info.Role != ListenerRole.Local
+        && (_connection.IsSecure || !_options.RequireTlsForAuth || Info.IsLoopback);
+
+    private ValueTask<bool> StartTls(ReadOnlySpan<byte> argument)
+    {
+        if (!argument.IsEmpty)
+        {
+            return Done(ReplyError(SmtpReplies.NoArguments));
+        }
+
+        if (_options.Tls is null)
+        {
+            return Done(ReplyError(SmtpReplies.NotImplemented));
+        }
+
+        return _connection.IsSecure ? Done(ReplyError(SmtpReplies.TlsAlreadyActive)) : StartTlsAsync();
+    }
+
+    private async ValueTask<bool> StartTlsAsync()
+    {
+        Reply(SmtpReplies.ReadyForTls);
+        _commandTimer.CancelAfter(_options.CommandTimeout);
+        try
+        {
+            await FlushAsync(_commandTimer.Token).ConfigureAwait(false);
+            // Plaintext pipelined after STARTTLS is discarded with the old reader (CVE-2011-0411).
+            await _connection.StartTlsAsync(_options.Tls!(), _commandTimer.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException or OperationCanceledException)
+        {
+            LogTlsFailed(_logger, Info.RemoteEndPoint, e.Message);
+            return false;
+        }
+        finally
+        {
+            _commandTimer.CancelAfter(Timeout.Infinite);
+        }
+
+        _input = _connection.Input;
+        _output = _connection.Output;
+        Info.TlsDescription = _connection.TlsDescription;
+        // RFC 3207 §4.2: forget everything learned before TLS; the client starts over with EHLO.
+        DropTransaction();
+        Info.HeloName = null;
+        Info.IsExtended = false;
+        _state = SmtpState.Connected;
+        return true;
+    }
+
+    private ValueTask<bool> Auth(ReadOnlySpan<byte> argument)
+    {
+        if (_options.Authenticator is null || Info.Role == ListenerRole.Local)
+        {
+            return Done(ReplyError(SmtpReplies.NotImplemented));
+        }
+
+        if (!AuthOffered)
+        {
+            return Done(Reply(SmtpReplies.AuthNeedsTls));
+        }
+
+        if (Info.AuthenticatedUser is not null)
+        {
+            return Done(ReplyError(SmtpReplies.AlreadyAuthenticated));
+        }
+
+        int space = argument.IndexOf((byte)' ');
+        ReadOnlySpan<byte> mechanism = space < 0 ? argument : argument[..space];
+        string? initial = space < 0 ? null : Encoding.ASCII.GetString(argument[(space + 1)..].Trim((byte)' '));
+        bool plain = Ascii.EqualsIgnoreCase(mechanism, "PLAIN"u8);
+        if (!plain && !Ascii.EqualsIgnoreCase(mechanism, "LOGIN"u8))
+        {
+            return Done(ReplyError(SmtpReplies.AuthUnknownMechanism));
+        }
+
+        return AuthAsync(plain, initial);
+    }
+
+    private async ValueTask<bool> AuthAsync(bool plain, string? initial)
+    {
+        System.Net.IPAddress client = Info.RemoteEndPoint.Address;
+        if (_options.AuthThrottle.IsBlocked(client))
+        {
+            LogAuthBlocked(_logger, Info.RemoteEndPoint);
+            return Reply(SmtpReplies.AuthBlocked);
+        }
+
+        string? user;
+        string? password;
+        if (plain)
+        {
+            (SaslStep step, byte[]? response) = await SaslResponseAsync(initial, "").ConfigureAwait(false);
+            if (step != SaslStep.Ok)
+            {
+                return step != SaslStep.Closed;
+            }
+
+            if (!Sasl.TryParsePlain(response!, out user, out password))
+            {
+                return await FailAuthAsync(client, "PLAIN", user).ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            (SaslStep step, byte[]? name) = await SaslResponseAsync(initial, "VXNlcm5hbWU6").ConfigureAwait(false); // "Username:"
+            if (step != SaslStep.Ok)
+            {
+                return step != SaslStep.Closed;
+            }
+
+            (step, byte[]? secret) = await SaslResponseAsync(null, "UGFzc3dvcmQ6").ConfigureAwait(false); // "Password:"
+            if (step != SaslStep.Ok)
+            {
+                return step != SaslStep.Closed;
+            }
+
+            user = Encoding.UTF8.GetString(name!);
+            password = Encoding.UTF8.GetString(secret!);
+        }
+
+        AuthResult result = await _options.Authenticator!.AuthenticateAsync(user!, password!, _commandTimer.Token).ConfigureAwait(false);
+        switch (result.Status)
+        {
+            case AuthStatus.Success:
+                Info.AuthenticatedUser = result.User;
+                LogAuthenticated(_logger, Info.RemoteEndPoint, plain ? "PLAIN" : "LOGIN", Sasl.Printable(result.User!));
+                return Reply(SmtpReplies.AuthSucceeded);
+            case AuthStatus.TemporaryFailure:
+                LogAuthTemporaryFailure(_logger, Info.RemoteEndPoint, Sasl.Printable(user!));
+                return Reply(SmtpReplies.AuthTemporaryFailure);
+            default:
+                return await FailAuthAsync(client, plain ? "PLAIN" : "LOGIN", user).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<bool> FailAuthAsync(System.Net.IPAddress client, string mechanism, string? user)
+    {
+        // The password is never logged; the user name only in printable form.
+        LogAuthFailed(_logger, Info.RemoteEndPoint, mechanism, Sasl.Printable(user ?? ""));
+        TimeSpan delay = _options.AuthThrottle.RecordFailure(client);
+        await Task.Delay(delay).ConfigureAwait(false);
+        return Reply(SmtpReplies.AuthFailed);
+    }
+
+    private enum SaslStep
+    {
+        Ok,
+        Refused,
+        Closed,
+    }
+
+    // The initial response if the client gave one, else a 334 challenge and the client's next line.
+    private async ValueTask<(SaslStep, byte[]?)> SaslResponseAsync(string? initial, string challenge)
+    {
+        string text;
+        if (initial is not null)
+        {
+            text = initial == "=" ? "" : initial;
+        }
+        else
+        {
+            WriteRaw(Encoding.ASCII.GetBytes("334 " + challenge + "\r\n"));
+            LineStatus status = await ReadCommandLineAsync().ConfigureAwait(false);
+            if (status != LineStatus.Line)
+            {
+                return (SaslStep.Closed, null);
+            }
+
+            text = Encoding.ASCII.GetString(_line, 0, _lineLength);
+        }
+
+        if (text == "*")
+        {
+            Reply(SmtpReplies.AuthCancelled);
+            return (SaslStep.Refused, null);
+        }
+
+        try
+        {
+            return (SaslStep.Ok, Convert.FromBase64String(text));
+        }
+        catch (FormatException)
+        {
+            Reply(SmtpReplies.AuthBadBase64);
+            return (SaslStep.Refused, null);
+        }
     }
 
     private async ValueTask<bool> DataAsync()
@@ -849,6 +1042,21 @@ public sealed partial class SmtpSession
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{QueueId}: delivery failed")]
     private static partial void LogDeliveryError(ILogger logger, string queueId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "TLS handshake with {Remote} failed: {Error}")]
+    private static partial void LogTlsFailed(ILogger logger, System.Net.IPEndPoint remote, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Remote} authenticated as {User} ({Mechanism})")]
+    private static partial void LogAuthenticated(ILogger logger, System.Net.IPEndPoint remote, string mechanism, string user);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "authentication failed from {Remote} ({Mechanism}) for user {User}")]
+    private static partial void LogAuthFailed(ILogger logger, System.Net.IPEndPoint remote, string mechanism, string user);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "authentication from {Remote} for user {User} could not be checked (temporary failure)")]
+    private static partial void LogAuthTemporaryFailure(ILogger logger, System.Net.IPEndPoint remote, string user);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "authentication from {Remote} refused: too many failures")]
+    private static partial void LogAuthBlocked(ILogger logger, System.Net.IPEndPoint remote);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "HTTP command from {Remote}: connection closed")]
     private static partial void LogHttpCommand(ILogger logger, System.Net.IPEndPoint remote);

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 
 namespace SlimMail.Transport;
@@ -13,6 +14,7 @@ public sealed class SocketConnection : TransportConnection
 
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
+    private SslStream? _tls;
 
     /// <summary>Wraps <paramref name="socket"/>; the connection owns it from now on.</summary>
     public SocketConnection(Socket socket)
@@ -21,17 +23,52 @@ public sealed class SocketConnection : TransportConnection
         _socket = socket;
         _socket.NoDelay = true;
         _stream = new NetworkStream(socket, ownsSocket: false);
-        Input = PipeReader.Create(_stream, ReaderOptions);
-        Output = PipeWriter.Create(_stream, WriterOptions);
+        _input = PipeReader.Create(_stream, ReaderOptions);
+        _output = PipeWriter.Create(_stream, WriterOptions);
         RemoteEndPoint = Normalize((IPEndPoint)socket.RemoteEndPoint!);
         LocalEndPoint = Normalize((IPEndPoint)socket.LocalEndPoint!);
     }
 
     /// <inheritdoc />
-    public override PipeReader Input { get; }
+    public override PipeReader Input => _input;
 
     /// <inheritdoc />
-    public override PipeWriter Output { get; }
+    public override PipeWriter Output => _output;
+
+    /// <inheritdoc />
+    public override bool IsSecure => _tls is not null;
+
+    /// <inheritdoc />
+    public override string? TlsDescription => _tls is null ? null
+        : $"{ProtocolName(_tls.SslProtocol)} with cipher {_tls.NegotiatedCipherSuite}";
+
+    private PipeReader _input;
+    private PipeWriter _output;
+
+    /// <inheritdoc />
+    public override async Task StartTlsAsync(SslServerAuthenticationOptions options, CancellationToken cancellationToken)
+    {
+        if (_tls is not null)
+        {
+            throw new InvalidOperationException("TLS is already active.");
+        }
+
+        // Whatever plaintext is buffered (commands pipelined after STARTTLS) goes with the old reader.
+        await _output.CompleteAsync().ConfigureAwait(false);
+        await _input.CompleteAsync().ConfigureAwait(false);
+        var tls = new SslStream(_stream, leaveInnerStreamOpen: true);
+        _tls = tls;
+        _input = PipeReader.Create(tls, ReaderOptions);
+        _output = PipeWriter.Create(tls, WriterOptions);
+        await tls.AuthenticateAsServerAsync(options, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static string ProtocolName(System.Security.Authentication.SslProtocols protocol) => protocol switch
+    {
+        System.Security.Authentication.SslProtocols.Tls13 => "TLSv1.3",
+        System.Security.Authentication.SslProtocols.Tls12 => "TLSv1.2",
+        _ => protocol.ToString(),
+    };
 
     /// <inheritdoc />
     public override IPEndPoint RemoteEndPoint { get; }
@@ -71,6 +108,11 @@ public sealed class SocketConnection : TransportConnection
         }
         finally
         {
+            if (_tls is not null)
+            {
+                await _tls.DisposeAsync().ConfigureAwait(false);
+            }
+
             await _stream.DisposeAsync().ConfigureAwait(false);
             _socket.Dispose();
         }

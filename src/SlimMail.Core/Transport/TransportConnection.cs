@@ -22,6 +22,20 @@ public abstract class TransportConnection : IAsyncDisposable
     /// <summary>The address the client connected to.</summary>
     public abstract IPEndPoint LocalEndPoint { get; }
 
+    /// <summary>True once TLS is established.</summary>
+    public virtual bool IsSecure => false;
+
+    /// <summary>The TLS protocol and cipher, such as <c>TLSv1.3 with cipher TLS_AES_256_GCM_SHA384</c>, or null.</summary>
+    public virtual string? TlsDescription => null;
+
+    /// <summary>
+    /// Starts TLS as the server (STARTTLS, STLS or implicit TLS). Any plaintext the client sent that was not
+    /// yet consumed is discarded, and <see cref="Input"/> and <see cref="Output"/> are replaced: callers
+    /// must fetch them again afterwards.
+    /// </summary>
+    public virtual Task StartTlsAsync(System.Net.Security.SslServerAuthenticationOptions options, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("This connection cannot start TLS.");
+
     /// <summary>Ends the connection at once, without a goodbye; pending reads and writes fail.</summary>
     public abstract void Abort();
 

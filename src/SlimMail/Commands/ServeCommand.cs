@@ -44,6 +44,7 @@ internal static partial class ServeCommand
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout + TimeSpan.FromSeconds(10));
         builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton<SecurityWiring>();
         builder.Services.AddHostedService<SmtpHostedService>();
 
         using IHost host = builder.Build();

@@ -92,9 +92,12 @@ internal sealed class SettingsReader
             Error("Relay:Mode", $"'{settings.RelayMode}': outbound relay is not available in this version of SlimMail; use None");
         }
 
-        ReadTls(settings.Smtp.Listeners, settings.Pop3Listeners);
+        settings = settings with
+        {
+            Tls = ReadTls(settings.Smtp, settings.Pop3Listeners),
+            Authentication = ReadAuthentication(),
+        };
         ReadDeliveries(users);
-        Choice("Authentication:Type", "Users", "Users", "External");
         if (String("Metrics:Endpoint") is { } metrics && !EndpointParser.TryParse(metrics, out _))
         {
             Error("Metrics:Endpoint", $"'{metrics}' is not host:port");
@@ -126,6 +129,10 @@ internal sealed class SettingsReader
 
             bool implicitTls = Bool(key + ":ImplicitTls", false);
             bool proxy = Bool(key + ":ProxyProtocol", false);
+            if (implicitTls && role == ListenerRole.Local)
+            {
+                Error(key + ":ImplicitTls", "a Local listener is plaintext on loopback");
+            }
             if (proxy)
             {
                 Error(key + ":ProxyProtocol", "the PROXY protocol is not available in this version of SlimMail");
@@ -157,45 +164,94 @@ internal sealed class SettingsReader
         return listeners;
     }
 
-    private void ReadTls(IReadOnlyList<SmtpListenerSettings> smtp, IReadOnlyList<Pop3ListenerSettings> pop3)
+    private TlsSettings? ReadTls(SmtpSettings smtp, IReadOnlyList<Pop3ListenerSettings> pop3)
     {
         string? certificate = String("Tls:CertificateFile");
         string? key = String("Tls:KeyFile");
-        bool configured = certificate is not null || key is not null;
-        if (configured)
+        TlsSettings? tls = null;
+        if (certificate is not null || key is not null)
         {
-            if (certificate is null || !File.Exists(certificate))
+            if (certificate is null || key is null)
             {
-                Error("Tls:CertificateFile", certificate is null ? "is required when Tls is set" : $"'{certificate}' does not exist");
+                Error(certificate is null ? "Tls:CertificateFile" : "Tls:KeyFile", "is required when Tls is set");
             }
-
-            if (key is null || !File.Exists(key))
+            else if (!File.Exists(certificate))
             {
-                Error("Tls:KeyFile", key is null ? "is required when Tls is set" : $"'{key}' does not exist");
+                Error("Tls:CertificateFile", $"'{certificate}' does not exist");
             }
-
-            Warn("Tls", "TLS is not available in this version of SlimMail; STARTTLS is not offered");
+            else if (!File.Exists(key))
+            {
+                Error("Tls:KeyFile", $"'{key}' does not exist");
+            }
+            else
+            {
+                try
+                {
+                    SlimMail.Transport.TlsCertificateProvider.Load(certificate, key);
+                    tls = new TlsSettings(certificate, key);
+                }
+                catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException or ArgumentException or UnauthorizedAccessException)
+                {
+                    Error("Tls:CertificateFile", $"cannot use '{certificate}' with '{key}': {e.Message}");
+                }
+            }
         }
 
-        for (int i = 0; i < smtp.Count; i++)
+        bool configured = certificate is not null || key is not null;
+        for (int i = 0; i < smtp.Listeners.Count; i++)
         {
-            if (smtp[i].ImplicitTls)
+            SmtpListenerSettings listener = smtp.Listeners[i];
+            if (listener.ImplicitTls && !configured)
             {
-                Error($"Smtp:Listeners:{i}:ImplicitTls", configured
-                    ? "implicit TLS is not available in this version of SlimMail"
-                    : "needs Tls:CertificateFile and Tls:KeyFile");
+                Error($"Smtp:Listeners:{i}:ImplicitTls", "needs Tls:CertificateFile and Tls:KeyFile");
+            }
+
+            if (listener.Role == ListenerRole.Submission && !configured && smtp.RequireTlsForAuth && !IPAddress.IsLoopback(listener.EndPoint.Address))
+            {
+                Error($"Smtp:Listeners:{i}:Role", "a Submission listener off loopback needs Tls: AUTH is only offered inside TLS (RequireTlsForAuth)");
             }
         }
 
         for (int i = 0; i < pop3.Count; i++)
         {
-            if (pop3[i].ImplicitTls)
+            if (pop3[i].ImplicitTls && !configured)
             {
-                Error($"Pop3:Listeners:{i}:ImplicitTls", configured
-                    ? "implicit TLS is not available in this version of SlimMail"
-                    : "needs Tls:CertificateFile and Tls:KeyFile");
+                Error($"Pop3:Listeners:{i}:ImplicitTls", "needs Tls:CertificateFile and Tls:KeyFile");
             }
         }
+
+        return tls;
+    }
+
+    private AuthenticationSettings ReadAuthentication()
+    {
+        WarnUnknown(_configuration.GetSection("Authentication"), "Authentication:", new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "Type", "Command", "Timeout" });
+        string type = Choice("Authentication:Type", "Users", "Users", "External");
+        string? command = String("Authentication:Command");
+        if (type == "External")
+        {
+            if (command is null)
+            {
+                Error("Authentication:Command", "is required when Authentication:Type is External");
+            }
+            else
+            {
+                try
+                {
+                    IReadOnlyList<string> words = SlimMail.Auth.CommandLine.Split(command);
+                    if (words.Count == 0)
+                    {
+                        Error("Authentication:Command", "is empty");
+                    }
+                }
+                catch (FormatException e)
+                {
+                    Error("Authentication:Command", e.Message);
+                }
+            }
+        }
+
+        return new AuthenticationSettings(type, command, Duration("Authentication:Timeout", TimeSpan.FromSeconds(10)));
     }
 
     private Dictionary<string, UserSettings> ReadUsers(bool zeroConfig)

@@ -24,6 +24,10 @@ internal sealed record SlimMailSettings
 
     public string RelayMode { get; init; } = "None";
 
+    public TlsSettings? Tls { get; init; }
+
+    public AuthenticationSettings Authentication { get; init; } = new("Users", null, TimeSpan.FromSeconds(10));
+
     /// <summary>True when no configuration file was found and the built-in defaults apply.</summary>
     public bool ZeroConfig { get; init; }
 
@@ -55,6 +59,10 @@ internal sealed record SmtpSettings
 
     public bool RequireTlsForAuth { get; init; } = true;
 }
+
+internal sealed record TlsSettings(string CertificateFile, string KeyFile);
+
+internal sealed record AuthenticationSettings(string Type, string? Command, TimeSpan Timeout);
 
 internal sealed record SmtpListenerSettings(IPEndPoint EndPoint, ListenerRole Role, bool ImplicitTls, bool ProxyProtocol);
 

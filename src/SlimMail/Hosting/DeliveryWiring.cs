@@ -19,6 +19,7 @@ internal static class DeliveryWiring
         }
 
         var store = new MaildirStore(user => maildirs.GetValueOrDefault(user));
-        return new LocalDeliveryHandler(policy, _ => store, logger);
+        return new LocalDeliveryHandler(policy, _ => store, logger,
+            allowAnySender: user => settings.Users.TryGetValue(user, out UserSettings? u) && u.AllowAnySender);
     }
 }

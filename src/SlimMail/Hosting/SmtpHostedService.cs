@@ -12,11 +12,13 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
     private readonly SlimMailSettings _settings;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
+    private readonly SecurityWiring _security;
     private SmtpServer? _server;
 
-    public SmtpHostedService(SlimMailSettings settings, ILoggerFactory loggerFactory)
+    public SmtpHostedService(SlimMailSettings settings, SecurityWiring security, ILoggerFactory loggerFactory)
     {
         _settings = settings;
+        _security = security;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger("SlimMail");
     }
@@ -27,7 +29,11 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
         var options = new SmtpServerOptions
         {
             Hostname = _settings.Hostname,
-            Listeners = _settings.Smtp.Listeners.Select(l => new SmtpListenerOptions(l.EndPoint, l.Role)).ToList(),
+            Listeners = _settings.Smtp.Listeners.Select(l => new SmtpListenerOptions(l.EndPoint, l.Role) { ImplicitTls = l.ImplicitTls }).ToList(),
+            Tls = _security.Tls is null ? null : _security.Tls.GetOptions,
+            Authenticator = _security.Authenticator,
+            AuthThrottle = _security.Throttle,
+            RequireTlsForAuth = _settings.Smtp.RequireTlsForAuth,
             MaxMessageSize = _settings.Smtp.MaxMessageSize,
             MaxRecipients = _settings.Smtp.MaxRecipients,
             MaxConnections = _settings.Smtp.MaxConnections,

@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace SlimMail.Auth;
+
+/// <summary>
+/// <c>Authentication.Type: External</c>: runs a program with the user name on the first line of stdin and
+/// the password on the second, never in its arguments or environment. Exit 0 accepts, 1 rejects, anything
+/// else (or running past the timeout, when its process group is killed) is a temporary failure.
+/// </summary>
+public sealed class ExternalAuthenticator : IAuthenticator
+{
+    private readonly IReadOnlyList<string> _command;
+    private readonly TimeSpan _timeout;
+
+    /// <summary>Creates the authenticator for <paramref name="command"/> (split like a shell, no shell).</summary>
+    public ExternalAuthenticator(string command, TimeSpan timeout)
+    {
+        _command = CommandLine.Split(command);
+        if (_command.Count == 0)
+        {
+            throw new ArgumentException("The command is empty.", nameof(command));
+        }
+
+        _timeout = timeout;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<AuthResult> AuthenticateAsync(string user, string password, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(password);
+        // A newline in either would let a client forge the second line.
+        if (user.Length == 0 || user.AsSpan().IndexOfAny('\n', '\r', '\0') >= 0 || password.AsSpan().IndexOfAny('\n', '\r', '\0') >= 0)
+        {
+            return AuthResult.Failure;
+        }
+
+        var info = new ProcessStartInfo(_command[0])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        for (int i = 1; i < _command.Count; i++)
+        {
+            info.ArgumentList.Add(_command[i]);
+        }
+
+        using var process = new Process { StartInfo = info };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return AuthResult.TemporaryFailure;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_timeout);
+        try
+        {
+            Task drainOut = process.StandardOutput.BaseStream.CopyToAsync(Stream.Null, timeout.Token);
+            Task drainErr = process.StandardError.BaseStream.CopyToAsync(Stream.Null, timeout.Token);
+            byte[] input = Encoding.UTF8.GetBytes(user + "\n" + password + "\n");
+            try
+            {
+                await process.StandardInput.BaseStream.WriteAsync(input, timeout.Token).ConfigureAwait(false);
+                await process.StandardInput.BaseStream.FlushAsync(timeout.Token).ConfigureAwait(false);
+                process.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // The program exited without reading; its exit code still decides.
+            }
+
+            await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            await Task.WhenAll(drainOut, drainErr).ConfigureAwait(false);
+            return process.ExitCode switch
+            {
+                0 => AuthResult.Success(user),
+                1 => AuthResult.Failure,
+                _ => AuthResult.TemporaryFailure,
+            };
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            return AuthResult.TemporaryFailure;
+        }
+    }
+}

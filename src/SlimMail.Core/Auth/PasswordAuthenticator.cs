@@ -1,0 +1,43 @@
+using System.Collections.Frozen;
+
+namespace SlimMail.Auth;
+
+/// <summary>Checks passwords against <c>Users.*.PasswordHash</c> (and, optionally, extra plain secrets such as the zero-config user's).</summary>
+public sealed class PasswordAuthenticator : IAuthenticator
+{
+    // Verified for unknown users so that the time taken does not reveal which users exist.
+    private static readonly Lazy<string> DummyHash = new(() => PasswordHasher.Hash(Guid.NewGuid().ToString()));
+
+    private readonly FrozenDictionary<string, string> _hashes;
+    private readonly Func<string, string?>? _plainSecret;
+
+    /// <summary>Creates the authenticator.</summary>
+    /// <param name="hashes">User name → hash from <c>slimmail hash-password</c>.</param>
+    /// <param name="plainSecret">For users without a hash: a secret kept in a protected file (the zero-config user <c>local</c>), or null.</param>
+    public PasswordAuthenticator(IReadOnlyDictionary<string, string> hashes, Func<string, string?>? plainSecret = null)
+    {
+        _hashes = hashes.ToFrozenDictionary(StringComparer.Ordinal);
+        _plainSecret = plainSecret;
+    }
+
+    /// <inheritdoc />
+    public ValueTask<AuthResult> AuthenticateAsync(string user, string password, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(password);
+        if (_hashes.TryGetValue(user, out string? hash))
+        {
+            return ValueTask.FromResult(PasswordHasher.Verify(password, hash) ? AuthResult.Success(user) : AuthResult.Failure);
+        }
+
+        if (_plainSecret?.Invoke(user) is { Length: > 0 } secret)
+        {
+            bool equal = System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                System.Text.Encoding.UTF8.GetBytes(secret), System.Text.Encoding.UTF8.GetBytes(password));
+            return ValueTask.FromResult(equal ? AuthResult.Success(user) : AuthResult.Failure);
+        }
+
+        PasswordHasher.Verify(password, DummyHash.Value);
+        return ValueTask.FromResult(AuthResult.Failure);
+    }
+}
