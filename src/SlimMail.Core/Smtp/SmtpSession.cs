@@ -27,14 +27,13 @@ public sealed partial class SmtpSession
     private readonly CancellationToken _stopping;
     private readonly CancellationTokenSource _commandTimer;
     private readonly CancellationTokenSource _dataTimer;
-    private readonly byte[] _line;
+    private readonly LineReader _lines;
     private readonly long _maxMessageSize;
     private readonly List<string> _recipients = [];
 
     private PipeReader _input;
     private PipeWriter _output;
     private SmtpState _state = SmtpState.Connected;
-    private int _lineLength;
     private int _errors;
     private bool _repliesPending;
 
@@ -73,7 +72,7 @@ public sealed partial class SmtpSession
         _output = connection.Output;
         _commandTimer = CancellationTokenSource.CreateLinkedTokenSource(stopping, abort);
         _dataTimer = CancellationTokenSource.CreateLinkedTokenSource(abort);
-        _line = new byte[options.MaxCommandLineLength];
+        _lines = new LineReader(options.MaxCommandLineLength);
         _maxMessageSize = handler.MaxMessageSize > 0 ? Math.Min(handler.MaxMessageSize, options.MaxMessageSize) : options.MaxMessageSize;
     }
 
@@ -123,7 +122,7 @@ public sealed partial class SmtpSession
             case LineStatus.TooLong:
                 return ReplyError(SmtpReplies.LineTooLong);
             default:
-                return await Execute(_line.AsSpan(0, _lineLength)).ConfigureAwait(false);
+                return await Execute(_lines.Line).ConfigureAwait(false);
         }
     }
 
@@ -488,7 +487,7 @@ public sealed partial class SmtpSession
                 return (SaslStep.Closed, null);
             }
 
-            text = Encoding.ASCII.GetString(_line, 0, _lineLength);
+            text = Encoding.ASCII.GetString(_lines.Line);
         }
 
         if (text == "*")
@@ -864,8 +863,7 @@ public sealed partial class SmtpSession
         ShuttingDown,
     }
 
-    // Copies the next command line (without CRLF) into _line. The deadline covers the whole line, so
-    // a client dribbling one byte at a time is cut off; an over-long line is skipped, never buffered.
+    // The deadline covers the whole line, so a client dribbling one byte at a time is cut off.
     private async ValueTask<LineStatus> ReadCommandLineAsync()
     {
         if (_stopping.IsCancellationRequested)
@@ -874,60 +872,16 @@ public sealed partial class SmtpSession
         }
 
         _commandTimer.CancelAfter(_options.CommandTimeout);
-        bool tooLong = false;
-        bool mayHaveLine = true;
         try
         {
-            while (true)
+            LineReadStatus status = await _lines.ReadAsync(_input, FlushAsync, _commandTimer.Token).ConfigureAwait(false);
+            _commandTimer.CancelAfter(Timeout.Infinite);
+            return status switch
             {
-                ReadResult result;
-                if (!mayHaveLine || !_input.TryRead(out result))
-                {
-                    await FlushAsync(_commandTimer.Token).ConfigureAwait(false);
-                    result = await _input.ReadAsync(_commandTimer.Token).ConfigureAwait(false);
-                }
-
-                ReadOnlySequence<byte> buffer = result.Buffer;
-                SequencePosition? lf = buffer.PositionOf((byte)'\n');
-                if (lf is not null)
-                {
-                    ReadOnlySequence<byte> line = buffer.Slice(0, lf.Value);
-                    SequencePosition next = buffer.GetPosition(1, lf.Value);
-                    if (tooLong || line.Length >= _line.Length)
-                    {
-                        _input.AdvanceTo(next);
-                        return LineStatus.TooLong;
-                    }
-
-                    line.CopyTo(_line);
-                    _lineLength = (int)line.Length;
-                    if (_lineLength > 0 && _line[_lineLength - 1] == (byte)'\r')
-                    {
-                        _lineLength--;
-                    }
-
-                    _input.AdvanceTo(next);
-                    _commandTimer.CancelAfter(Timeout.Infinite);
-                    return LineStatus.Line;
-                }
-
-                if (buffer.Length >= _line.Length)
-                {
-                    tooLong = true;
-                    _input.AdvanceTo(buffer.End);
-                }
-                else
-                {
-                    _input.AdvanceTo(buffer.Start, buffer.End);
-                }
-
-                if (result.IsCompleted)
-                {
-                    return LineStatus.Closed;
-                }
-
-                mayHaveLine = false;
-            }
+                LineReadStatus.Line => LineStatus.Line,
+                LineReadStatus.TooLong => LineStatus.TooLong,
+                _ => LineStatus.Closed,
+            };
         }
         catch (OperationCanceledException) when (_commandTimer.IsCancellationRequested)
         {
