@@ -48,6 +48,7 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
               { "Endpoint": "127.0.0.1:0", "Role": "Submission", "ImplicitTls": true }
             ]
           },
+          "Pop3": { "Listeners": [ { "Endpoint": "127.0.0.1:0" }, { "Endpoint": "127.0.0.1:0", "ImplicitTls": true } ] },
           "Domains": { "example.test": { "Mailboxes": { "alice": "alice", "bob": "bob" } } },
           "Users": { "alice": { "PasswordHash": "{{AliceHash}}" }, "bob": {} },
           "Authentication": {{authentication}}
@@ -59,7 +60,7 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Openssl_s_client_negotiates_starttls_with_tls_1_2_or_1_3()
     {
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3, pop3Listeners: 2);
         ProcessResult result = await ProcessRunner.RunAsync("openssl",
             ["s_client", "-starttls", "smtp", "-connect", $"127.0.0.1:{server.SmtpPorts[0]}", "-servername", "localhost", "-brief", "-ign_eof"],
             stdin: "EHLO openssl.test\r\nQUIT\r\n");
@@ -76,7 +77,7 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
     [InlineData("LOGIN")]
     public async Task Swaks_submits_with_starttls_and_auth(string mechanism)
     {
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3, pop3Listeners: 2);
         ProcessResult swaks = await ProcessRunner.RunAsync("swaks",
             ["--server", "127.0.0.1", "--port", P(server.SmtpPorts[1]), "--tls", "--auth", mechanism, "--auth-user", "alice",
              "--auth-password", "alice-secret", "--from", "alice@example.test", "--to", "bob@example.test"]);
@@ -90,7 +91,7 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Swaks_submits_over_implicit_tls()
     {
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3, pop3Listeners: 2);
         ProcessResult swaks = await ProcessRunner.RunAsync("swaks",
             ["--server", "127.0.0.1", "--port", P(server.SmtpPorts[2]), "--tlsc", "--auth", "PLAIN", "--auth-user", "alice",
              "--auth-password", "alice-secret", "--from", "alice@example.test", "--to", "bob@example.test"]);
@@ -101,7 +102,7 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Python_smtplib_starttls_login_and_send()
     {
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3, pop3Listeners: 2);
         const string script = """
             import smtplib, ssl, sys
             ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
@@ -124,7 +125,7 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Curl_submits_over_smtps_with_credentials()
     {
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3, pop3Listeners: 2);
         string mail = Path.Combine(server.Directory, "m.eml");
         await File.WriteAllTextAsync(mail, "Subject: curl\r\n\r\nover smtps\r\n");
         ProcessResult curl = await ProcessRunner.RunAsync("curl",
@@ -137,7 +138,7 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Wrong_passwords_get_535_and_then_454_and_never_reach_the_log()
     {
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3, pop3Listeners: 2);
         const string script = """
             import smtplib, sys
             codes = []
@@ -178,7 +179,7 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
             """);
         File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string auth = $$"""{ "Type": "External", "Command": "{{script}} --mode smtp", "Timeout": "00:00:02" }""";
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(auth), listeners: 3);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(auth), listeners: 3, pop3Listeners: 2);
         const string client = """
             import smtplib, sys
             for user, password in [('carol@example.test', 'carol pass'), ('carol@example.test', 'nope'), ('broken', 'x'), ('slow', 'x')]:
@@ -198,6 +199,34 @@ public sealed class TlsAuthEndToEndTests : IAsyncLifetime
         Assert.Contains("--mode smtp", environment);
         Assert.DoesNotContain("carol pass", environment);
         Assert.DoesNotContain("nope", environment);
+    }
+
+    [Fact]
+    public async Task Pop3_over_stls_with_poplib_and_over_pop3s_with_curl()
+    {
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(), listeners: 3, pop3Listeners: 2);
+        ProcessResult send = await ProcessRunner.RunAsync("swaks",
+            ["--server", "127.0.0.1", "--port", P(server.SmtpPorts[0]), "--from", "x@remote.test", "--to", "alice@example.test", "--body", "for pop3s"]);
+        Assert.True(send.ExitCode == 0, send.Output);
+        const string script = """
+            import poplib, ssl, sys
+            ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+            p = poplib.POP3('127.0.0.1', int(sys.argv[1]))
+            print('before', sorted(p.capa().keys()))
+            p.stls(context=ctx)
+            print('after', sorted(p.capa().keys()))
+            p.user('alice'); p.pass_('alice-secret')
+            print('stat', p.stat()[0]); p.quit()
+            """;
+        ProcessResult pop = await ProcessRunner.PythonAsync(script, P(server.Pop3Ports[0]));
+        Assert.True(pop.ExitCode == 0, pop.Output);
+        Assert.Contains("'STLS'", pop.Stdout.Split('\n')[0]);
+        Assert.DoesNotContain("'STLS'", pop.Stdout.Split('\n')[1]);
+        Assert.Contains("stat 1", pop.Stdout);
+
+        ProcessResult curl = await ProcessRunner.RunAsync("curl", ["-sS", "-k", $"pop3s://127.0.0.1:{server.Pop3Ports[1]}/1", "--user", "alice:alice-secret"]);
+        Assert.True(curl.ExitCode == 0, curl.Output);
+        Assert.Contains("for pop3s", curl.Stdout);
     }
 
     [Fact]

@@ -45,7 +45,9 @@ internal static partial class ServeCommand
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout + TimeSpan.FromSeconds(10));
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton<SecurityWiring>();
+        builder.Services.AddSingleton<DeliveryWiring>();
         builder.Services.AddHostedService<SmtpHostedService>();
+        builder.Services.AddHostedService<Pop3HostedService>();
 
         using IHost host = builder.Build();
         ILogger logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SlimMail");

@@ -155,9 +155,15 @@ internal sealed class SettingsReader
             string key = item.Path;
             WarnUnknown(item, key + ":", ListenerKeys);
             IPEndPoint? endPoint = RequiredEndpoint(key + ":Endpoint");
+            bool proxy = Bool(key + ":ProxyProtocol", false);
+            if (proxy)
+            {
+                Error(key + ":ProxyProtocol", "the PROXY protocol is not available in this version of SlimMail");
+            }
+
             if (endPoint is not null)
             {
-                listeners.Add(new Pop3ListenerSettings(endPoint, Bool(key + ":ImplicitTls", false), Bool(key + ":ProxyProtocol", false)));
+                listeners.Add(new Pop3ListenerSettings(endPoint, Bool(key + ":ImplicitTls", false), proxy));
             }
         }
 

@@ -13,10 +13,12 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly SecurityWiring _security;
+    private readonly DeliveryWiring _delivery;
     private SmtpServer? _server;
 
-    public SmtpHostedService(SlimMailSettings settings, SecurityWiring security, ILoggerFactory loggerFactory)
+    public SmtpHostedService(SlimMailSettings settings, SecurityWiring security, DeliveryWiring delivery, ILoggerFactory loggerFactory)
     {
+        _delivery = delivery;
         _settings = settings;
         _security = security;
         _loggerFactory = loggerFactory;
@@ -25,7 +27,7 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        IMessageHandler handler = DeliveryWiring.CreateHandler(_settings, _loggerFactory.CreateLogger("SlimMail.Delivery"));
+        IMessageHandler handler = _delivery.CreateHandler(_loggerFactory.CreateLogger("SlimMail.Delivery"));
         var options = new SmtpServerOptions
         {
             Hostname = _settings.Hostname,

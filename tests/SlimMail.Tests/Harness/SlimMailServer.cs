@@ -27,6 +27,10 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
 
     public List<int> SmtpPorts { get; } = [];
 
+    public List<int> Pop3Ports { get; } = [];
+
+    private int _expectedPop3;
+
     public int Port => SmtpPorts[0];
 
     public int ProcessId => _process.Id;
@@ -37,7 +41,7 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
 
     /// <summary>Starts slimmail serve. A null config means zero-configuration mode (run in its own directory).</summary>
     public static async Task<SlimMailServer> StartAsync(string? configJson, IEnumerable<string>? extraArguments = null,
-        IDictionary<string, string>? environment = null, int listeners = 1, string? directory = null)
+        IDictionary<string, string>? environment = null, int listeners = 1, string? directory = null, int? pop3Listeners = null)
     {
         directory ??= System.IO.Directory.CreateTempSubdirectory("slimmail-e2e-").FullName;
         var info = new ProcessStartInfo("dotnet")
@@ -69,7 +73,7 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
         }
 
         var process = Process.Start(info)!;
-        var server = new SlimMailServer(directory, process) { _expectedListeners = listeners };
+        var server = new SlimMailServer(directory, process) { _expectedListeners = listeners, _expectedPop3 = pop3Listeners ?? (configJson is null ? 1 : 0) };
         process.OutputDataReceived += (_, e) => server.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => server.OnLine(e.Data);
         process.BeginOutputReadLine();
@@ -93,8 +97,9 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
         {
             lock (SmtpPorts)
             {
-                SmtpPorts.Add(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-                if (SmtpPorts.Count == _expectedListeners)
+                int port = int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+                (match.Groups[1].Success ? Pop3Ports : SmtpPorts).Add(port);
+                if (SmtpPorts.Count == _expectedListeners && Pop3Ports.Count == _expectedPop3)
                 {
                     _ready.TrySetResult();
                 }
@@ -155,6 +160,6 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
         }
     }
 
-    [GeneratedRegex(@"listening on [^ ]*:(\d+) \(")]
+    [GeneratedRegex(@"(pop3 )?listening on [^ ]*:(\d+)( \(|$)")]
     private static partial Regex ListeningLine();
 }

@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+
+namespace SlimMail.Delivery;
+
+/// <summary>
+/// POP3's view of Maildirs. Opening a mailbox takes an exclusive lock (a lock file held with an OS lock, so
+/// other processes are excluded too), moves <c>new/</c> into <c>cur/</c> as Maildir readers do, and lists
+/// <c>cur/</c>. The unique id is the Maildir unique name, which never changes; the size comes from the
+/// <c>W=</c> field SlimMail writes (CRLF size), or is counted from the file.
+/// </summary>
+public sealed class MaildirMailboxStore : IMailboxStore
+{
+    private const string LockFileName = "slimmail-pop3.lock";
+
+    private readonly Func<string, MaildirMailbox?> _mailboxes;
+    private readonly ConcurrentDictionary<string, byte> _open = new(StringComparer.Ordinal);
+
+    /// <summary>Creates the store over the Maildirs <paramref name="mailboxes"/> returns for a user.</summary>
+    public MaildirMailboxStore(Func<string, MaildirMailbox?> mailboxes) => _mailboxes = mailboxes;
+
+    /// <inheritdoc />
+    public ValueTask<IMailboxSession?> OpenAsync(string user, CancellationToken cancellationToken)
+    {
+        MaildirMailbox? mailbox = _mailboxes(user);
+        if (mailbox is null)
+        {
+            return ValueTask.FromResult<IMailboxSession?>(null);
+        }
+
+        mailbox.EnsureCreated();
+        if (!_open.TryAdd(mailbox.Root, 0))
+        {
+            return ValueTask.FromResult<IMailboxSession?>(null);
+        }
+
+        FileStream? lockFile = null;
+        try
+        {
+            lockFile = new FileStream(Path.Combine(mailbox.Root, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            var session = new Session(this, mailbox, lockFile);
+            lockFile = null;
+            return ValueTask.FromResult<IMailboxSession?>(session);
+        }
+        catch (IOException)
+        {
+            // Held by another process.
+            _open.TryRemove(mailbox.Root, out _);
+            return ValueTask.FromResult<IMailboxSession?>(null);
+        }
+        finally
+        {
+            lockFile?.Dispose();
+        }
+    }
+
+    /// <summary>The unique part of a Maildir file name: everything before the first ',' or ':'.</summary>
+    internal static string UniquePart(string fileName)
+    {
+        int end = fileName.AsSpan().IndexOfAny(',', ':');
+        return end < 0 ? fileName : fileName[..end];
+    }
+
+    private sealed class Session : IMailboxSession
+    {
+        private readonly MaildirMailboxStore _store;
+        private readonly MaildirMailbox _mailbox;
+        private readonly FileStream _lock;
+        private readonly List<string> _paths = [];
+
+        public Session(MaildirMailboxStore store, MaildirMailbox mailbox, FileStream lockFile)
+        {
+            _store = store;
+            _mailbox = mailbox;
+            _lock = lockFile;
+            foreach (string path in Directory.EnumerateFiles(mailbox.New))
+            {
+                string name = Path.GetFileName(path);
+                try
+                {
+                    File.Move(path, Path.Combine(mailbox.Cur, name + ":2,"));
+                }
+                catch (FileNotFoundException)
+                {
+                }
+            }
+
+            var entries = new List<(long Seconds, string Name, string Path)>();
+            foreach (string path in Directory.EnumerateFiles(mailbox.Cur))
+            {
+                string name = Path.GetFileName(path);
+                long.TryParse(name.AsSpan(0, Math.Max(0, name.IndexOf('.', StringComparison.Ordinal))), NumberStyles.None, CultureInfo.InvariantCulture, out long seconds);
+                entries.Add((seconds, name, path));
+            }
+
+            entries.Sort((a, b) => a.Seconds != b.Seconds ? a.Seconds.CompareTo(b.Seconds) : string.CompareOrdinal(a.Name, b.Name));
+            var messages = new List<MailboxMessage>(entries.Count);
+            foreach ((_, string name, string path) in entries)
+            {
+                _paths.Add(path);
+                messages.Add(new MailboxMessage(UniqueId(name), SizeOf(name, path)));
+            }
+
+            Messages = messages;
+        }
+
+        public IReadOnlyList<MailboxMessage> Messages { get; }
+
+        public Stream OpenRead(int index) => new FileStream(_paths[index], FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+
+        public ValueTask DeleteAsync(IReadOnlyCollection<int> indexes, CancellationToken cancellationToken)
+        {
+            ArgumentNullException.ThrowIfNull(indexes);
+            foreach (int index in indexes)
+            {
+                File.Delete(_paths[index]);
+            }
+
+            if (indexes.Count > 0)
+            {
+                Posix.FsyncDirectory(_mailbox.Cur);
+            }
+
+            return default;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _lock.Dispose();
+            _store._open.TryRemove(_mailbox.Root, out _);
+            return default;
+        }
+
+        // UIDL allows printable ASCII without spaces, up to 70 characters.
+        private static string UniqueId(string fileName)
+        {
+            string unique = UniquePart(fileName);
+            Span<char> result = stackalloc char[Math.Min(unique.Length, 70)];
+            for (int i = 0; i < result.Length; i++)
+            {
+                char c = unique[i];
+                result[i] = c is > ' ' and < (char)127 ? c : '_';
+            }
+
+            return new string(result);
+        }
+
+        private static long SizeOf(string name, string path)
+        {
+            // Dovecot's convention: ",W=<size with CRLF>" in the name.
+            int w = name.IndexOf(",W=", StringComparison.Ordinal);
+            if (w >= 0)
+            {
+                ReadOnlySpan<char> digits = name.AsSpan(w + 3);
+                int end = digits.IndexOfAny(',', ':');
+                if (long.TryParse(end < 0 ? digits : digits[..end], NumberStyles.None, CultureInfo.InvariantCulture, out long size))
+                {
+                    return size;
+                }
+            }
+
+            return Pop3.Pop3MessageWriter.CountCrlfSize(path);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+using System.Buffers;
+using System.IO.Pipelines;
+
+namespace SlimMail.Pop3;
+
+/// <summary>
+/// Sends a stored message as a POP3 multi-line response body (RFC 1939 §3): CRLF line endings, a '.'
+/// doubled at the start of a line, a final CRLF if the message lacks one. Streams in 64 KB pieces,
+/// flushing each, so a large message is never held in memory.
+/// </summary>
+internal static class Pop3MessageWriter
+{
+    private const int ChunkSize = 64 * 1024;
+
+    /// <summary>Writes the message; with <paramref name="bodyLines"/> set, only the headers, the blank line and that many body lines (TOP).</summary>
+    public static async ValueTask WriteAsync(Stream message, PipeWriter output, int? bodyLines, CancellationToken cancellationToken)
+    {
+        byte[] input = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        byte[] converted = ArrayPool<byte>.Shared.Rent((2 * ChunkSize) + 4);
+        try
+        {
+            var state = new State { AtLineStart = true, InHeaders = true, BodyLinesLeft = bodyLines ?? int.MaxValue };
+            int n;
+            while (!state.Done && (n = await message.ReadAsync(input.AsMemory(0, ChunkSize), cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                int written = Convert(input.AsSpan(0, n), converted, ref state);
+                output.Write(converted.AsSpan(0, written));
+                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            if (state.PendingCr && !state.Done)
+            {
+                output.Write("\r"u8);
+            }
+
+            if (!state.AtLineStart && !state.Done)
+            {
+                output.Write("\r\n"u8);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(input);
+            ArrayPool<byte>.Shared.Return(converted);
+        }
+    }
+
+    /// <summary>The size of a file's message with CRLF line endings, as <see cref="WriteAsync"/> sends it (without stuffing).</summary>
+    public static long CountCrlfSize(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        try
+        {
+            long size = 0;
+            byte previous = (byte)'\n';
+            int n;
+            while ((n = file.Read(buffer, 0, ChunkSize)) > 0)
+            {
+                ReadOnlySpan<byte> span = buffer.AsSpan(0, n);
+                size += n;
+                for (int i = span.IndexOf((byte)'\n'); i >= 0; i = NextLf(span, i))
+                {
+                    byte before = i > 0 ? span[i - 1] : previous;
+                    if (before != (byte)'\r')
+                    {
+                        size++;
+                    }
+                }
+
+                previous = span[^1];
+            }
+
+            return previous == (byte)'\n' ? size : size + 2;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static int NextLf(ReadOnlySpan<byte> span, int i)
+    {
+        int next = span[(i + 1)..].IndexOf((byte)'\n');
+        return next < 0 ? -1 : i + 1 + next;
+    }
+
+    private struct State
+    {
+        public bool AtLineStart;
+        public bool PendingCr;
+        public bool InHeaders;
+        public bool LineEmpty;
+        public int BodyLinesLeft;
+        public bool Done;
+    }
+
+    private static int Convert(ReadOnlySpan<byte> input, Span<byte> output, ref State state)
+    {
+        int o = 0;
+        if (state.InHeaders == false && state.BodyLinesLeft <= 0)
+        {
+            state.Done = true;
+            return 0;
+        }
+
+        for (int i = 0; i < input.Length; i++)
+        {
+            byte b = input[i];
+            if (b == (byte)'\n')
+            {
+                state.PendingCr = false;
+                output[o++] = (byte)'\r';
+                output[o++] = (byte)'\n';
+                if (state.InHeaders)
+                {
+                    if (state.LineEmpty || state.AtLineStart)
+                    {
+                        state.InHeaders = false;
+                    }
+                }
+                else
+                {
+                    state.BodyLinesLeft--;
+                }
+
+                state.AtLineStart = true;
+                state.LineEmpty = true;
+                if (!state.InHeaders && state.BodyLinesLeft <= 0)
+                {
+                    state.Done = true;
+                    return o;
+                }
+
+                continue;
+            }
+
+            if (state.PendingCr)
+            {
+                output[o++] = (byte)'\r';
+                state.PendingCr = false;
+                state.LineEmpty = false;
+            }
+
+            if (b == (byte)'\r')
+            {
+                state.PendingCr = true;
+                continue;
+            }
+
+            if (state.AtLineStart && b == (byte)'.')
+            {
+                output[o++] = (byte)'.';
+            }
+
+            state.AtLineStart = false;
+            state.LineEmpty = false;
+            output[o++] = b;
+        }
+
+        return o;
+    }
+}

@@ -1,0 +1,138 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SlimMail.Delivery;
+using SlimMail.Transport;
+
+namespace SlimMail.Pop3;
+
+/// <summary>An embeddable POP3 server over an <see cref="IMailboxStore"/>.</summary>
+public sealed partial class Pop3Server : IAsyncDisposable
+{
+    private static readonly byte[] TooMany = "-ERR [SYS/TEMP] Too many connections\r\n"u8.ToArray();
+
+    private readonly Pop3ServerOptions _options;
+    private readonly IMailboxStore _store;
+    private readonly ILogger _logger;
+    private readonly ConnectionLimiter _limiter;
+    private readonly List<TcpConnectionListener> _listeners = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _sessions;
+
+    /// <summary>Creates the server; nothing is bound until <see cref="StartAsync"/>.</summary>
+    public Pop3Server(Pop3ServerOptions options, IMailboxStore store, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _store = store;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("SlimMail.Pop3");
+        _limiter = new ConnectionLimiter(options.MaxConnections, options.MaxConnectionsPerAddress);
+    }
+
+    /// <summary>The bound endpoints, in the order of the options.</summary>
+    public IReadOnlyList<IPEndPoint> EndPoints => _listeners.ConvertAll(l => l.EndPoint);
+
+    /// <summary>Binds every listener and starts accepting.</summary>
+    public Task StartAsync()
+    {
+        foreach (Pop3ListenerOptions listener in _options.Listeners)
+        {
+            if (listener.ImplicitTls && _options.Tls is null)
+            {
+                throw new InvalidOperationException($"The POP3 listener on {listener.EndPoint} uses implicit TLS but no TLS certificate is configured.");
+            }
+
+            Pop3ListenerOptions current = listener;
+            var tcp = new TcpConnectionListener(listener.EndPoint, socket => RunAsync(socket, current), _logger);
+            _listeners.Add(tcp);
+            LogListening(_logger, tcp.EndPoint);
+        }
+
+        _listeners.ForEach(l => l.Start());
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Stops accepting and ends every session (POP3 sessions delete nothing unless they reach QUIT).</summary>
+    public async Task StopAsync(TimeSpan timeout)
+    {
+        foreach (TcpConnectionListener listener in _listeners)
+        {
+            await listener.StopAsync().ConfigureAwait(false);
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (Volatile.Read(ref _sessions) == 0)
+        {
+            _drained.TrySetResult();
+        }
+
+        await Task.WhenAny(_drained.Task, Task.Delay(timeout)).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stopping.IsCancellationRequested)
+        {
+            await StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+
+        foreach (TcpConnectionListener listener in _listeners)
+        {
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    private async Task RunAsync(Socket socket, Pop3ListenerOptions listener)
+    {
+        Interlocked.Increment(ref _sessions);
+        await Task.Yield();
+        var connection = new SocketConnection(socket);
+        IPAddress client = connection.RemoteEndPoint.Address;
+        bool admitted = _limiter.TryAcquire(client) == ConnectionAdmission.Admitted;
+        try
+        {
+            if (!admitted)
+            {
+                await connection.Output.WriteAsync(TooMany).ConfigureAwait(false);
+                return;
+            }
+
+            if (listener.ImplicitTls)
+            {
+                using var handshake = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                await connection.StartTlsAsync(_options.Tls!(), handshake.Token).ConfigureAwait(false);
+            }
+
+            var session = new Pop3Session(connection, _options, _store, _logger, _stopping.Token);
+            await session.RunAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or System.Security.Authentication.AuthenticationException)
+        {
+            LogSessionEnded(_logger, connection.RemoteEndPoint, e.Message);
+        }
+        finally
+        {
+            if (admitted)
+            {
+                _limiter.Release(client);
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+            if (Interlocked.Decrement(ref _sessions) == 0 && _stopping.IsCancellationRequested)
+            {
+                _drained.TrySetResult();
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "pop3 listening on {EndPoint}")]
+    private static partial void LogListening(ILogger logger, IPEndPoint endPoint);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "pop3 session with {Remote} ended: {Reason}")]
+    private static partial void LogSessionEnded(ILogger logger, IPEndPoint remote, string reason);
+}
