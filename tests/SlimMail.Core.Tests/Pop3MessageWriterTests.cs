@@ -1,0 +1,58 @@
+using System.IO.Pipelines;
+using System.Text;
+using SlimMail.Pop3;
+
+namespace SlimMail.Tests.Core;
+
+public class Pop3MessageWriterTests
+{
+    private static async Task<string> WriteAsync(string stored, int? bodyLines = null)
+    {
+        var pipe = new Pipe();
+        await Pop3MessageWriter.WriteAsync(new MemoryStream(Encoding.UTF8.GetBytes(stored)), pipe.Writer, bodyLines, default);
+        await pipe.Writer.CompleteAsync();
+        using var reader = new StreamReader(pipe.Reader.AsStream(), Encoding.UTF8);
+        return await reader.ReadToEndAsync();
+    }
+
+    [Theory]
+    [InlineData("a\nb\n", "a\r\nb\r\n")]
+    [InlineData("a\r\nb\r\n", "a\r\nb\r\n")]
+    [InlineData(".x\n..y\nz.\n", "..x\r\n...y\r\nz.\r\n")]
+    [InlineData("no final newline", "no final newline\r\n")]
+    [InlineData("", "")]
+    public async Task Messages_go_out_with_crlf_and_byte_stuffing(string stored, string sent)
+    {
+        Assert.Equal(sent, await WriteAsync(stored));
+    }
+
+    [Theory]
+    [InlineData(0, "H: 1\r\nH: 2\r\n\r\n")]
+    [InlineData(2, "H: 1\r\nH: 2\r\n\r\nl1\r\n..l2\r\n")]
+    [InlineData(10, "H: 1\r\nH: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n")]
+    public async Task Top_sends_the_headers_and_n_body_lines(int lines, string sent)
+    {
+        Assert.Equal(sent, await WriteAsync("H: 1\nH: 2\n\nl1\n.l2\nl3\n", lines));
+    }
+
+    [Theory]
+    [InlineData("a\nb\n")]
+    [InlineData("a\r\nb\n")]
+    [InlineData("no final newline")]
+    [InlineData(".dots\n..\n")]
+    public async Task The_counted_size_is_what_is_sent_before_stuffing(string stored)
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(path, stored);
+            string sent = await WriteAsync(stored);
+            string unstuffed = string.Join("\r\n", sent.Split("\r\n").Select(l => l.StartsWith('.') ? l[1..] : l));
+            Assert.Equal(Encoding.UTF8.GetByteCount(unstuffed), Pop3MessageWriter.CountCrlfSize(path));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
