@@ -25,7 +25,6 @@ public sealed partial class TcpConnectionListener : IAsyncDisposable
             _socket.DualMode = true;
         }
 
-        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _socket.Bind(endPoint);
         _socket.Listen(1024);
         EndPoint = (IPEndPoint)_socket.LocalEndPoint!;
