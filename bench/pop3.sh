@@ -16,6 +16,7 @@ command -v /usr/sbin/smtp-source >/dev/null 2>&1 || {
 dotnet build src/SlimMail -c Release -nologo -v quiet >/dev/null
 DLL=src/SlimMail/bin/Release/net10.0/slimmail.dll
 W=$(mktemp -d)
+chmod 755 "$W"   # Dovecot's auth process runs as its own user and must read the passwd file
 cleanup() { [ -n "${SLIM:-}" ] && kill "$SLIM" 2>/dev/null; [ -f "$W/run/master.pid" ] && kill "$(cat "$W/run/master.pid")" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
 
@@ -29,7 +30,9 @@ PASSWORD=$(cat "$W/slimmail-data/local-password")
 # Dovecot over a copy of the same Maildir.
 mkdir -p "$W/run" "$W/home/local"
 cp -a "$W/slimmail-data/mail/local" "$W/home/local/Maildir"
+chown -R dovecot:dovecot "$W/home"
 echo "local:{PLAIN}$PASSWORD::::::" > "$W/passwd"
+chmod 644 "$W/passwd"
 cat > "$W/dovecot.conf" <<CONF
 base_dir = $W/run
 state_dir = $W/run
@@ -39,7 +42,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain
-first_valid_uid = 0
+first_valid_uid = 1
 mail_location = maildir:~/Maildir
 passdb {
   driver = passwd-file
@@ -47,7 +50,7 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=root gid=root home=$W/home/%u
+  args = uid=dovecot gid=dovecot home=$W/home/%u
 }
 service pop3-login {
   inet_listener pop3 {
