@@ -33,7 +33,7 @@ internal sealed class DirectorySync
             mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
 
-        _ = Task.Run(() => Run(directory, mine));
+        _ = BlockingIo.RunAsync(() => Run(directory, mine));
         return mine.Task;
     }
 

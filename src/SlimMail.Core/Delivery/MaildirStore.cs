@@ -102,32 +102,37 @@ public sealed class MaildirStore : IDeliveryAgent
 
         public async ValueTask<DeliveryOutcome> CommitAsync(CancellationToken cancellationToken)
         {
-            FlushBuffer();
-            SafeFileHandle file = _file ?? Create();
-            RandomAccess.FlushToDisk(file);
-            file.Dispose();
-            _file = null;
-
             // Dovecot's convention: S= is the file size, W= the size with CRLF line endings (what POP3 sends).
-            string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={_fileOffset},W={_receivedBytes}");
-            MaildirMailbox primary = _targets[0];
-            var syncs = new Task[_targets.Length];
-            for (int i = 1; i < _targets.Length; i++)
+            string finalName = "";
+            await BlockingIo.RunAsync(() =>
             {
-                MaildirMailbox other = _targets[i];
-                string otherPath = Path.Combine(other.New, finalName);
-                bool sameFile = other.FileMode == primary.FileMode && other.Owner == primary.Owner;
-                if (!sameFile || !Posix.TryLink(_tmpPath, otherPath))
+                FlushBuffer();
+                SafeFileHandle file = _file ?? Create();
+                RandomAccess.FlushToDisk(file);
+                file.Dispose();
+                _file = null;
+                finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={_fileOffset},W={_receivedBytes}");
+                MaildirMailbox primary = _targets[0];
+                for (int i = 1; i < _targets.Length; i++)
                 {
-                    CopyInto(other, finalName);
+                    MaildirMailbox other = _targets[i];
+                    bool sameFile = other.FileMode == primary.FileMode && other.Owner == primary.Owner;
+                    if (!sameFile || !Posix.TryLink(_tmpPath, Path.Combine(other.New, finalName)))
+                    {
+                        CopyInto(other, finalName);
+                    }
                 }
 
-                syncs[i] = _directorySync.SyncAsync(other.New);
+                File.Move(_tmpPath, Path.Combine(primary.New, finalName));
+                _committed = true;
+            }).ConfigureAwait(false);
+
+            var syncs = new Task[_targets.Length];
+            for (int i = 0; i < _targets.Length; i++)
+            {
+                syncs[i] = _directorySync.SyncAsync(_targets[i].New);
             }
 
-            File.Move(_tmpPath, Path.Combine(primary.New, finalName));
-            _committed = true;
-            syncs[0] = _directorySync.SyncAsync(primary.New);
             await Task.WhenAll(syncs).ConfigureAwait(false);
             return DeliveryOutcome.Delivered;
         }

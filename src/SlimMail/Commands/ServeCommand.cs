@@ -20,11 +20,6 @@ internal static partial class ServeCommand
             return ExitCodes.UserError;
         }
 
-        // Deliveries block a pool thread for an fsync; start with enough threads that a burst of
-        // concurrent sessions does not wait for the pool's slow thread injection.
-        ThreadPool.GetMinThreads(out int workers, out int io);
-        ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
-
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
