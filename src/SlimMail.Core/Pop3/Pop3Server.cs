@@ -92,10 +92,24 @@ public sealed partial class Pop3Server : IAsyncDisposable
         Interlocked.Increment(ref _sessions);
         await Task.Yield();
         var connection = new SocketConnection(socket);
-        IPAddress client = connection.RemoteEndPoint.Address;
-        bool admitted = _limiter.TryAcquire(client) == ConnectionAdmission.Admitted;
+        IPEndPoint remote = connection.RemoteEndPoint;
+        bool admitted = false;
         try
         {
+            if (listener.ProxyProtocol)
+            {
+                (IPEndPoint? proxied, string? refusal) = await ProxyProtocol.AcceptAsync(connection, listener.ProxyTrustedNetworks,
+                    TimeSpan.FromSeconds(30), _stopping.Token).ConfigureAwait(false);
+                if (proxied is null)
+                {
+                    LogSessionEnded(_logger, remote, "PROXY protocol: " + refusal);
+                    return;
+                }
+
+                remote = proxied;
+            }
+
+            admitted = _limiter.TryAcquire(remote.Address) == ConnectionAdmission.Admitted;
             if (!admitted)
             {
                 await connection.Output.WriteAsync(TooMany).ConfigureAwait(false);
@@ -108,7 +122,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
                 await connection.StartTlsAsync(_options.Tls!(), handshake.Token).ConfigureAwait(false);
             }
 
-            var session = new Pop3Session(connection, _options, _store, _logger, _stopping.Token);
+            var session = new Pop3Session(connection, remote, _options, _store, _logger, _stopping.Token);
             await session.RunAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or System.Security.Authentication.AuthenticationException)
@@ -119,7 +133,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
         {
             if (admitted)
             {
-                _limiter.Release(client);
+                _limiter.Release(remote.Address);
             }
 
             await connection.DisposeAsync().ConfigureAwait(false);

@@ -38,4 +38,11 @@ public sealed class Pop3ServerOptions
 /// <summary>One POP3 endpoint.</summary>
 /// <param name="EndPoint">Where to listen.</param>
 /// <param name="ImplicitTls">TLS from the first byte (995).</param>
-public sealed record Pop3ListenerOptions(IPEndPoint EndPoint, bool ImplicitTls = false);
+public sealed record Pop3ListenerOptions(IPEndPoint EndPoint, bool ImplicitTls = false)
+{
+    /// <summary>Connections start with a PROXY protocol header from one of <see cref="ProxyTrustedNetworks"/>.</summary>
+    public bool ProxyProtocol { get; init; }
+
+    /// <summary>The proxies allowed to send PROXY headers. Default: loopback.</summary>
+    public IReadOnlyList<IPNetwork> ProxyTrustedNetworks { get; init; } = [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")];
+}

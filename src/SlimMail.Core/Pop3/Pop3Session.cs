@@ -34,8 +34,8 @@ public sealed partial class Pop3Session
     private IMailboxSession? _mailbox;
     private int _errors;
 
-    /// <summary>Creates a session; <see cref="RunAsync"/> runs it.</summary>
-    public Pop3Session(TransportConnection connection, Pop3ServerOptions options, IMailboxStore store, ILogger logger,
+    /// <summary>Creates a session for the client at <paramref name="remote"/> (from the PROXY header when there is one).</summary>
+    public Pop3Session(TransportConnection connection, IPEndPoint remote, Pop3ServerOptions options, IMailboxStore store, ILogger logger,
         CancellationToken stopping)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -48,7 +48,7 @@ public sealed partial class Pop3Session
         _timer = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         _input = connection.Input;
         _output = connection.Output;
-        _remote = connection.RemoteEndPoint;
+        _remote = remote;
     }
 
     private bool Authenticated => _mailbox is not null;

@@ -132,21 +132,35 @@ public sealed partial class SmtpServer : IAsyncDisposable
         Interlocked.Increment(ref _sessionCount);
         await Task.Yield();
         var connection = new SocketConnection(socket);
-        IPAddress client = connection.RemoteEndPoint.Address;
-        ConnectionAdmission admission = _limiter.TryAcquire(client);
+        IPEndPoint remote = connection.RemoteEndPoint;
+        ConnectionAdmission admission = ConnectionAdmission.TooManyConnections;
         try
         {
+            if (listener.ProxyProtocol)
+            {
+                (IPEndPoint? proxied, string? refusal) = await ProxyProtocol.AcceptAsync(connection, listener.ProxyTrustedNetworks,
+                    _options.CommandTimeout, _abort.Token).ConfigureAwait(false);
+                if (proxied is null)
+                {
+                    LogProxyRefused(_logger, connection.RemoteEndPoint, refusal!);
+                    return;
+                }
+
+                remote = proxied;
+            }
+
+            admission = _limiter.TryAcquire(remote.Address);
             if (admission != ConnectionAdmission.Admitted)
             {
                 SmtpReply refusal = admission == ConnectionAdmission.TooManyConnections
                     ? SmtpReplies.TooManyConnections
                     : SmtpReplies.TooManyConnectionsFromAddress;
-                LogRefused(_logger, connection.RemoteEndPoint, refusal.Text);
+                LogRefused(_logger, remote, refusal.Text);
                 await RefuseAsync(connection, refusal).ConfigureAwait(false);
                 return;
             }
 
-            if (listener.Role == ListenerRole.Local && !IPAddress.IsLoopback(client))
+            if (listener.Role == ListenerRole.Local && !IPAddress.IsLoopback(remote.Address))
             {
                 await RefuseAsync(connection, LocalOnly).ConfigureAwait(false);
                 return;
@@ -167,7 +181,7 @@ public sealed partial class SmtpServer : IAsyncDisposable
                 }
             }
 
-            var info = new SmtpSessionInfo(connection.RemoteEndPoint, connection.LocalEndPoint, listener.Role)
+            var info = new SmtpSessionInfo(remote, connection.LocalEndPoint, listener.Role)
             {
                 TlsDescription = connection.TlsDescription,
             };
@@ -186,7 +200,7 @@ public sealed partial class SmtpServer : IAsyncDisposable
         {
             if (admission == ConnectionAdmission.Admitted)
             {
-                _limiter.Release(client);
+                _limiter.Release(remote.Address);
             }
 
             await connection.DisposeAsync().ConfigureAwait(false);
@@ -196,6 +210,9 @@ public sealed partial class SmtpServer : IAsyncDisposable
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "PROXY protocol connection from {Remote} closed: {Reason}")]
+    private static partial void LogProxyRefused(ILogger logger, IPEndPoint remote, string reason);
 
     private static readonly SmtpReply LocalOnly = new(554, "5.7.1", "This listener serves loopback clients only");
 

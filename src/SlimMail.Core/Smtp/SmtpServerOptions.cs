@@ -66,4 +66,10 @@ public sealed class SmtpListenerOptions
 
     /// <summary>TLS starts at connect (port 465) instead of by STARTTLS.</summary>
     public bool ImplicitTls { get; init; }
+
+    /// <summary>Connections start with a PROXY protocol v1/v2 header whose client address is used for limits, logs and <c>Received:</c>.</summary>
+    public bool ProxyProtocol { get; init; }
+
+    /// <summary>The proxies allowed to send PROXY headers; a connection from anywhere else is closed. Default: loopback.</summary>
+    public IReadOnlyList<IPNetwork> ProxyTrustedNetworks { get; init; } = [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")];
 }

@@ -24,7 +24,7 @@ internal sealed class SettingsReader
         "CommandTimeout", "DataTimeout", "MaxErrors", "RequireTlsForAuth",
     };
 
-    private static readonly HashSet<string> ListenerKeys = new(StringComparer.OrdinalIgnoreCase) { "Endpoint", "Role", "ImplicitTls", "ProxyProtocol" };
+    private static readonly HashSet<string> ListenerKeys = new(StringComparer.OrdinalIgnoreCase) { "Endpoint", "Role", "ImplicitTls", "ProxyProtocol", "ProxyTrustedNetworks" };
     private static readonly HashSet<string> UserKeys = new(StringComparer.OrdinalIgnoreCase) { "PasswordHash", "Delivery", "Maildir", "FileMode", "Owner", "AllowAnySender" };
 
     private readonly IConfiguration _configuration;
@@ -133,14 +133,10 @@ internal sealed class SettingsReader
             {
                 Error(key + ":ImplicitTls", "a Local listener is plaintext on loopback");
             }
-            if (proxy)
-            {
-                Error(key + ":ProxyProtocol", "the PROXY protocol is not available in this version of SlimMail");
-            }
 
             if (endPoint is not null)
             {
-                listeners.Add(new SmtpListenerSettings(endPoint, role, implicitTls, proxy));
+                listeners.Add(new SmtpListenerSettings(endPoint, role, implicitTls, proxy, TrustedNetworks(key)));
             }
         }
 
@@ -156,14 +152,9 @@ internal sealed class SettingsReader
             WarnUnknown(item, key + ":", ListenerKeys);
             IPEndPoint? endPoint = RequiredEndpoint(key + ":Endpoint");
             bool proxy = Bool(key + ":ProxyProtocol", false);
-            if (proxy)
-            {
-                Error(key + ":ProxyProtocol", "the PROXY protocol is not available in this version of SlimMail");
-            }
-
             if (endPoint is not null)
             {
-                listeners.Add(new Pop3ListenerSettings(endPoint, Bool(key + ":ImplicitTls", false), proxy));
+                listeners.Add(new Pop3ListenerSettings(endPoint, Bool(key + ":ImplicitTls", false), proxy, TrustedNetworks(key)));
             }
         }
 
@@ -370,6 +361,30 @@ internal sealed class SettingsReader
                 Error($"Users:{user}:Delivery", $"'{delivery}' is not defined under Deliveries");
             }
         }
+    }
+
+    // The proxies a ProxyProtocol listener believes: loopback unless configured (a load balancer's network).
+    private IPNetwork[] TrustedNetworks(string listenerKey)
+    {
+        var networks = new List<IPNetwork>();
+        foreach (IConfigurationSection item in _configuration.GetSection(listenerKey + ":ProxyTrustedNetworks").GetChildren())
+        {
+            string text = item.Value ?? "";
+            if (IPNetwork.TryParse(text, out IPNetwork network))
+            {
+                networks.Add(network);
+            }
+            else if (IPAddress.TryParse(text, out IPAddress? address))
+            {
+                networks.Add(new IPNetwork(address, address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128));
+            }
+            else
+            {
+                Error(item.Path, $"'{text}' is not an address or network such as 10.0.0.0/8");
+            }
+        }
+
+        return networks.Count > 0 ? [.. networks] : [IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("::1/128")];
     }
 
     // ---- value readers -----------------------------------------------------------------------

@@ -64,9 +64,9 @@ internal sealed record TlsSettings(string CertificateFile, string KeyFile);
 
 internal sealed record AuthenticationSettings(string Type, string? Command, TimeSpan Timeout);
 
-internal sealed record SmtpListenerSettings(IPEndPoint EndPoint, ListenerRole Role, bool ImplicitTls, bool ProxyProtocol);
+internal sealed record SmtpListenerSettings(IPEndPoint EndPoint, ListenerRole Role, bool ImplicitTls, bool ProxyProtocol, IReadOnlyList<IPNetwork> ProxyTrustedNetworks);
 
-internal sealed record Pop3ListenerSettings(IPEndPoint EndPoint, bool ImplicitTls, bool ProxyProtocol);
+internal sealed record Pop3ListenerSettings(IPEndPoint EndPoint, bool ImplicitTls, bool ProxyProtocol, IReadOnlyList<IPNetwork> ProxyTrustedNetworks);
 
 internal sealed record UserSettings
 {

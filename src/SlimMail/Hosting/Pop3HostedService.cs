@@ -30,7 +30,7 @@ internal sealed class Pop3HostedService : IHostedService, IAsyncDisposable
 
         var options = new Pop3ServerOptions
         {
-            Listeners = _settings.Pop3Listeners.Select(l => new Pop3ListenerOptions(l.EndPoint, l.ImplicitTls)).ToList(),
+            Listeners = _settings.Pop3Listeners.Select(l => new Pop3ListenerOptions(l.EndPoint, l.ImplicitTls) { ProxyProtocol = l.ProxyProtocol, ProxyTrustedNetworks = l.ProxyTrustedNetworks }).ToList(),
             Tls = _security.Tls is null ? null : _security.Tls.GetOptions,
             Authenticator = _security.Authenticator,
             AuthThrottle = _security.Throttle,

@@ -31,7 +31,12 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
         var options = new SmtpServerOptions
         {
             Hostname = _settings.Hostname,
-            Listeners = _settings.Smtp.Listeners.Select(l => new SmtpListenerOptions(l.EndPoint, l.Role) { ImplicitTls = l.ImplicitTls }).ToList(),
+            Listeners = _settings.Smtp.Listeners.Select(l => new SmtpListenerOptions(l.EndPoint, l.Role)
+            {
+                ImplicitTls = l.ImplicitTls,
+                ProxyProtocol = l.ProxyProtocol,
+                ProxyTrustedNetworks = l.ProxyTrustedNetworks,
+            }).ToList(),
             Tls = _security.Tls is null ? null : _security.Tls.GetOptions,
             Authenticator = _security.Authenticator,
             AuthThrottle = _security.Throttle,
