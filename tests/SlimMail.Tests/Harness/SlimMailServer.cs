@@ -15,10 +15,13 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _expectedListeners;
 
-    private SlimMailServer(string directory, Process process)
+    private readonly bool _ownsDirectory;
+
+    private SlimMailServer(string directory, Process process, bool ownsDirectory)
     {
         Directory = directory;
         _process = process;
+        _ownsDirectory = ownsDirectory;
     }
 
     public string Directory { get; }
@@ -43,6 +46,7 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
     public static async Task<SlimMailServer> StartAsync(string? configJson, IEnumerable<string>? extraArguments = null,
         IDictionary<string, string>? environment = null, int listeners = 1, string? directory = null, int? pop3Listeners = null)
     {
+        bool ownsDirectory = directory is null;
         directory ??= System.IO.Directory.CreateTempSubdirectory("slimmail-e2e-").FullName;
         var info = new ProcessStartInfo("dotnet")
         {
@@ -73,7 +77,7 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
         }
 
         var process = Process.Start(info)!;
-        var server = new SlimMailServer(directory, process) { _expectedListeners = listeners, _expectedPop3 = pop3Listeners ?? (configJson is null ? 1 : 0) };
+        var server = new SlimMailServer(directory, process, ownsDirectory) { _expectedListeners = listeners, _expectedPop3 = pop3Listeners ?? (configJson is null ? 1 : 0) };
         process.OutputDataReceived += (_, e) => server.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => server.OnLine(e.Data);
         process.BeginOutputReadLine();
@@ -151,6 +155,11 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
         }
 
         _process.Dispose();
+        if (!_ownsDirectory)
+        {
+            return;
+        }
+
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);
