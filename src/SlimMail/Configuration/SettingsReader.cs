@@ -510,7 +510,8 @@ internal sealed class SettingsReader
         {
             if (!known.Contains(child.Key))
             {
-                Warn(prefix + child.Key, "unknown key (ignored)");
+                // An empty key ("": ...) is legal JSON; name it so the line still says where it is.
+                Warn(prefix + (child.Key.Length == 0 ? "(empty key)" : child.Key), "unknown key (ignored)");
             }
         }
     }
