@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging.Abstractions;
+using Xunit.Abstractions;
 using SlimMail.Auth;
 using SlimMail.Delivery;
 using SlimMail.Pop3;
@@ -17,7 +18,7 @@ namespace SlimMail.Tests.Core.Fuzzing;
 /// Short fuzzing runs of every parser on the committed corpus (a few seconds each in CI).
 /// SLIMMAIL_FUZZ_SECONDS=600 runs each target that long; SLIMMAIL_FUZZ_SEED picks the seed.
 /// </summary>
-public sealed partial class FuzzTests
+public sealed partial class FuzzTests(ITestOutputHelper output)
 {
     private static TimeSpan Duration => TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("SLIMMAIL_FUZZ_SECONDS"), out int s) ? s : 3);
 
@@ -60,14 +61,14 @@ public sealed partial class FuzzTests
                 Assert.Equal(-1, text.Replace("\r\n", "", StringComparison.Ordinal).IndexOfAny(['\r', '\n']));
             }
         });
-        Assert.True(runs > 0, $"seed {seed}");
+        Report("smtp", runs, seed);
     }
 
     [Fact]
     public void The_address_parser_never_throws_and_round_trips_what_it_accepts()
     {
         var fuzzer = new MutationFuzzer(MutationFuzzer.LoadCorpus("address"), Seed);
-        fuzzer.Run(Duration, input =>
+        int runs = fuzzer.Run(Duration, input =>
         {
             if (AddressParser.TryParsePath(input, allowNull: true, allowBarePostmaster: true, out MailAddress? address, out int used) && address is { IsBarePostmaster: false })
             {
@@ -78,6 +79,7 @@ public sealed partial class FuzzTests
                 Assert.Equal(address.Domain, reparsed.Domain);
             }
         }, maxLength: 1024);
+        Report("address", runs, Seed);
     }
 
     [Fact]
@@ -85,7 +87,7 @@ public sealed partial class FuzzTests
     {
         var random = new Random(Seed);
         var fuzzer = new MutationFuzzer(MutationFuzzer.LoadCorpus("smtp"), Seed);
-        fuzzer.Run(Duration, input =>
+        int runs = fuzzer.Run(Duration, input =>
         {
             (int consumed, byte[] output, bool bare) whole = Decode(input, input.Length + 1);
             (int consumed, byte[] output, bool bare) pieces = Decode(input, 1 + random.Next(16));
@@ -93,19 +95,21 @@ public sealed partial class FuzzTests
             Assert.Equal(whole.output, pieces.output);
             Assert.Equal(whole.bare, pieces.bare);
         });
+        Report("data decoder", runs, Seed);
     }
 
     [Fact]
     public void The_proxy_header_parser_never_throws_and_never_consumes_more_than_it_got()
     {
         var fuzzer = new MutationFuzzer(MutationFuzzer.LoadCorpus("proxy"), Seed);
-        fuzzer.Run(Duration, input =>
+        int runs = fuzzer.Run(Duration, input =>
         {
             if (ProxyProtocol.TryParse(new ReadOnlySequence<byte>(input), out _, out long consumed) == ProxyProtocol.ParseStatus.Done)
             {
                 Assert.InRange(consumed, 1, input.Length);
             }
         }, maxLength: 4096);
+        Report("proxy", runs, Seed);
     }
 
     [Fact]
@@ -128,7 +132,7 @@ public sealed partial class FuzzTests
                 AuthThrottle = new AuthThrottle(maxFailures: int.MaxValue, delayStep: TimeSpan.Zero),
             };
             var fuzzer = new MutationFuzzer(MutationFuzzer.LoadCorpus("pop3"), Seed);
-            fuzzer.Run(Duration, input =>
+            int runs = fuzzer.Run(Duration, input =>
             {
                 var toServer = new Pipe();
                 var toClient = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
@@ -155,11 +159,18 @@ public sealed partial class FuzzTests
                     }
                 }
             }, maxLength: 4096);
+            Report("pop3", runs, Seed);
         }
         finally
         {
             Directory.Delete(root, recursive: true);
         }
+    }
+
+    private void Report(string target, int runs, int seed)
+    {
+        output.WriteLine($"{target}: {runs} inputs in {Duration.TotalSeconds} s (seed {seed})");
+        Assert.True(runs > 0);
     }
 
     private static (int, byte[], bool) Decode(byte[] input, int piece)
