@@ -127,9 +127,17 @@ public sealed class MaildirStoreTests : IDisposable
             Interlocked.Increment(ref calls);
             gate.Wait(TimeSpan.FromSeconds(5));
         });
-        Task first = sync.SyncAsync("/x");
-        await Task.Delay(50);
-        Task[] waiting = Enumerable.Range(0, 20).Select(_ => sync.SyncAsync("/x")).ToArray();
+        Task Caller() => Task.Factory.StartNew(() => sync.Sync("/x"), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+        // One fsync starts; twenty callers arrive while it runs; all twenty are served by one more fsync.
+        Task first = Caller();
+        while (Volatile.Read(ref calls) == 0)
+        {
+            await Task.Delay(10);
+        }
+
+        Task[] waiting = Enumerable.Range(0, 20).Select(_ => Caller()).ToArray();
+        await Task.Delay(300);
         gate.Set();
         await first;
         await Task.WhenAll(waiting);

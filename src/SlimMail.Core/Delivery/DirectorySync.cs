@@ -4,8 +4,9 @@ namespace SlimMail.Delivery;
 
 /// <summary>
 /// Group commit for directory fsyncs: every caller needs an fsync that starts after its rename, and one
-/// fsync serves all the renames that happened before it started. While one runs, later callers share
-/// the next one, so N messages finishing together cost two fsyncs, not N.
+/// fsync serves all the renames that happened before it started. While one runs, later callers wait
+/// and the first of them runs the next one for all, so N messages finishing together cost two fsyncs,
+/// not N. Callers block: this runs on the disk threads (<see cref="BlockingIo"/>), never on socket threads.
 /// </summary>
 internal sealed class DirectorySync
 {
@@ -16,49 +17,49 @@ internal sealed class DirectorySync
 
     public static DirectorySync Shared { get; } = new();
 
-    /// <summary>Completes once an fsync of <paramref name="path"/> that started after this call has finished.</summary>
-    public Task SyncAsync(string path)
+    /// <summary>Returns once an fsync of <paramref name="path"/> that started after this call has finished.</summary>
+    public void Sync(string path)
     {
         Directory directory = _directories.GetOrAdd(path, static p => new Directory(p));
-        TaskCompletionSource mine;
         lock (directory)
         {
-            if (directory.Running)
+            long ticket = ++directory.Requested;
+            while (directory.Completed < ticket)
             {
-                directory.Next ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                return directory.Next.Task;
-            }
+                if (directory.Running)
+                {
+                    Monitor.Wait(directory);
+                    continue;
+                }
 
-            directory.Running = true;
-            mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        }
+                // Run one fsync for every request made so far, this one included.
+                directory.Running = true;
+                long covers = directory.Requested;
+                Monitor.Exit(directory);
+                bool done = false;
+                try
+                {
+                    _fsync(directory.Path);
+                    done = true;
+                }
+                finally
+                {
+                    Monitor.Enter(directory);
+                    directory.Running = false;
+                    if (done)
+                    {
+                        directory.Completed = Math.Max(directory.Completed, covers);
+                    }
 
-        _ = BlockingIo.RunAsync(() => Run(directory, mine));
-        return mine.Task;
-    }
-
-    private void Run(Directory directory, TaskCompletionSource? current)
-    {
-        while (current is not null)
-        {
-            try
-            {
-                _fsync(directory.Path);
-                current.SetResult();
-            }
-            catch (IOException e)
-            {
-                current.SetException(e);
-            }
-
-            lock (directory)
-            {
-                current = directory.Next;
-                directory.Next = null;
-                directory.Running = current is not null;
+                    // On failure the waiters wake up and each tries an fsync of its own.
+                    Monitor.PulseAll(directory);
+                }
             }
         }
     }
+
+    /// <summary><see cref="Sync"/> on a disk thread.</summary>
+    public Task SyncAsync(string path) => BlockingIo.RunAsync(() => Sync(path));
 
     private sealed class Directory(string path)
     {
@@ -66,6 +67,8 @@ internal sealed class DirectorySync
 
         public bool Running { get; set; }
 
-        public TaskCompletionSource? Next { get; set; }
+        public long Requested { get; set; }
+
+        public long Completed { get; set; }
     }
 }

@@ -125,15 +125,14 @@ public sealed class MaildirStore : IDeliveryAgent
 
                 File.Move(_tmpPath, Path.Combine(primary.New, finalName));
                 _committed = true;
+
+                // On the same disk thread: no hop between the rename and the fsync that makes it durable.
+                foreach (MaildirMailbox target in _targets)
+                {
+                    _directorySync.Sync(target.New);
+                }
             }).ConfigureAwait(false);
 
-            var syncs = new Task[_targets.Length];
-            for (int i = 0; i < _targets.Length; i++)
-            {
-                syncs[i] = _directorySync.SyncAsync(_targets[i].New);
-            }
-
-            await Task.WhenAll(syncs).ConfigureAwait(false);
             return DeliveryOutcome.Delivered;
         }
 
