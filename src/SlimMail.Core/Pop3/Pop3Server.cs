@@ -18,8 +18,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
     private readonly ConnectionLimiter _limiter;
     private readonly List<TcpConnectionListener> _listeners = [];
     private readonly CancellationTokenSource _stopping = new();
-    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _sessions;
+    private readonly SessionCounter _sessions = new();
 
     /// <summary>Creates the server; nothing is bound until <see cref="StartAsync"/>.</summary>
     public Pop3Server(Pop3ServerOptions options, IMailboxStore store, ILoggerFactory? loggerFactory = null)
@@ -63,12 +62,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
-        if (Volatile.Read(ref _sessions) == 0)
-        {
-            _drained.TrySetResult();
-        }
-
-        await Task.WhenAny(_drained.Task, Task.Delay(timeout)).ConfigureAwait(false);
+        await _sessions.WaitDrainedAsync(timeout).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -89,7 +83,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
 
     private async Task RunAsync(Socket socket, Pop3ListenerOptions listener)
     {
-        Interlocked.Increment(ref _sessions);
+        _sessions.Enter();
         await Task.Yield();
         var connection = new SocketConnection(socket);
         IPEndPoint remote = connection.RemoteEndPoint;
@@ -137,10 +131,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
             }
 
             await connection.DisposeAsync().ConfigureAwait(false);
-            if (Interlocked.Decrement(ref _sessions) == 0 && _stopping.IsCancellationRequested)
-            {
-                _drained.TrySetResult();
-            }
+            _sessions.Exit();
         }
     }
 

@@ -26,10 +26,9 @@ public sealed partial class SmtpServer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConnectionLimiter _limiter;
     private readonly List<TcpConnectionListener> _listeners = [];
-    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SessionCounter _sessions = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abort = new();
-    private int _sessionCount;
 
     /// <summary>Creates a server; nothing is bound until <see cref="StartAsync"/>.</summary>
     public SmtpServer(SmtpServerOptions options, IMessageHandler handler, ILoggerFactory? loggerFactory = null)
@@ -47,7 +46,7 @@ public sealed partial class SmtpServer : IAsyncDisposable
     public IReadOnlyList<IPEndPoint> EndPoints => _listeners.ConvertAll(l => l.EndPoint);
 
     /// <summary>Open sessions now.</summary>
-    public int SessionCount => Volatile.Read(ref _sessionCount);
+    public int SessionCount => _sessions.Count;
 
     /// <summary>Binds every listener and starts accepting. Throws if an endpoint cannot be bound.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
@@ -96,16 +95,11 @@ public sealed partial class SmtpServer : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
-        if (SessionCount == 0)
-        {
-            _drained.TrySetResult();
-        }
-
-        if (await Task.WhenAny(_drained.Task, Task.Delay(drainTimeout)).ConfigureAwait(false) != _drained.Task)
+        if (!await _sessions.WaitDrainedAsync(drainTimeout).ConfigureAwait(false))
         {
             LogDrainTimeout(_logger, SessionCount);
             await _abort.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAny(_drained.Task, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+            await _sessions.WaitDrainedAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         }
     }
 
@@ -129,7 +123,7 @@ public sealed partial class SmtpServer : IAsyncDisposable
     private async Task RunSessionAsync(Socket socket, SmtpListenerOptions listener)
     {
         // Leave the accept loop's thread at once: it should go back to accepting.
-        Interlocked.Increment(ref _sessionCount);
+        _sessions.Enter();
         await Task.Yield();
         var connection = new SocketConnection(socket);
         IPEndPoint remote = connection.RemoteEndPoint;
@@ -204,10 +198,7 @@ public sealed partial class SmtpServer : IAsyncDisposable
             }
 
             await connection.DisposeAsync().ConfigureAwait(false);
-            if (Interlocked.Decrement(ref _sessionCount) == 0 && _stopping.IsCancellationRequested)
-            {
-                _drained.TrySetResult();
-            }
+            _sessions.Exit();
         }
     }
 
