@@ -6,6 +6,9 @@ namespace SlimMail.Delivery;
 /// </summary>
 public interface IDeliveryAgent
 {
+    /// <summary>A short name of the kind of store (<c>maildir</c>, <c>pipe</c>…) for metrics and logs.</summary>
+    string DeliveryType { get; }
+
     /// <summary>Starts writing one message for <paramref name="users"/> (each user once).</summary>
     ValueTask<IDeliveryWriter> BeginAsync(MailTransactionContext context, IReadOnlyList<string> users, CancellationToken cancellationToken);
 }

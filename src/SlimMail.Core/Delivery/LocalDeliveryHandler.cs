@@ -127,15 +127,23 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
                 {
-                    LogDeliveryException(_owner._logger, _context.QueueId, agent.GetType().Name, e);
+                    LogDeliveryException(_owner._logger, _context.QueueId, agent.DeliveryType, e);
                     outcome = DeliveryOutcome.TemporaryFailure;
                 }
+
+                SlimMailMetrics.Deliveries.Add(1, new KeyValuePair<string, object?>("type", agent.DeliveryType),
+                    new KeyValuePair<string, object?>("outcome", outcome switch
+                    {
+                        DeliveryOutcome.Delivered => "delivered",
+                        DeliveryOutcome.TemporaryFailure => "temporary",
+                        _ => "permanent",
+                    }));
 
                 // A successful local delivery is what the session's "accepted" line reports; failures stand out.
                 LogLevel level = outcome == DeliveryOutcome.Delivered ? LogLevel.Debug : LogLevel.Warning;
                 if (_owner._logger.IsEnabled(level))
                 {
-                    LogDelivery(_owner._logger, level, _context.QueueId, string.Join(",", users), agent.GetType().Name, outcome);
+                    LogDelivery(_owner._logger, level, _context.QueueId, string.Join(",", users), agent.DeliveryType, outcome);
                 }
 
                 switch (outcome)

@@ -33,6 +33,9 @@ public sealed class MaildirStore : IDeliveryAgent
     }
 
     /// <inheritdoc />
+    public string DeliveryType => "maildir";
+
+    /// <inheritdoc />
     public ValueTask<IDeliveryWriter> BeginAsync(MailTransactionContext context, IReadOnlyList<string> users, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(users);

@@ -61,6 +61,7 @@ public sealed partial class Pop3Session
     public async Task RunAsync()
     {
         LogConnected(_logger, _remote);
+        SlimMailMetrics.Connections.Add(1, new KeyValuePair<string, object?>("protocol", "pop3"));
         try
         {
             Ok("SlimMail POP3 ready");
@@ -326,6 +327,7 @@ public sealed partial class Pop3Session
     private async ValueTask<bool> LoginFailedAsync(string user, string mechanism)
     {
         LogAuthFailed(_logger, _remote, mechanism, Sasl.Printable(user));
+        SlimMailMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("protocol", "pop3"));
         await Task.Delay(_options.AuthThrottle.RecordFailure(_remote.Address)).ConfigureAwait(false);
         return Err("[AUTH] Authentication failed");
     }

@@ -83,6 +83,7 @@ public sealed partial class SmtpSession
     public async Task RunAsync()
     {
         LogConnected(_logger, Info.RemoteEndPoint, Info.LocalEndPoint, Info.Role);
+        SlimMailMetrics.Connections.Add(1, new KeyValuePair<string, object?>("protocol", "smtp"));
         try
         {
             Reply(new SmtpReply(220, null, _options.Hostname + " ESMTP SlimMail"));
@@ -458,6 +459,7 @@ public sealed partial class SmtpSession
     {
         // The password is never logged; the user name only in printable form.
         LogAuthFailed(_logger, Info.RemoteEndPoint, mechanism, Sasl.Printable(user ?? ""));
+        SlimMailMetrics.AuthFailures.Add(1, new KeyValuePair<string, object?>("protocol", "smtp"));
         TimeSpan delay = _options.AuthThrottle.RecordFailure(client);
         await Task.Delay(delay).ConfigureAwait(false);
         return Reply(SmtpReplies.AuthFailed);
@@ -611,6 +613,7 @@ public sealed partial class SmtpSession
         if (_messageTooBig && !wasTooBig)
         {
             // Refused at once; any chunks the client pipelined after this one are drained and refused as out of sequence.
+            SlimMailMetrics.MessagesRejected.Add(1, new KeyValuePair<string, object?>("reason", "size"));
             LogMessageRejected(_logger, _context!.QueueId, Info.RemoteEndPoint, SmtpReplies.MessageTooBigForServer.Text);
             DropTransaction();
             _state = SmtpState.Greeted;
@@ -719,6 +722,8 @@ public sealed partial class SmtpSession
 
         if (reply.Code == 250)
         {
+            SlimMailMetrics.MessagesAccepted.Add(1);
+            SlimMailMetrics.ReceivedBytes.Add(_messageSize);
             double ms = Stopwatch.GetElapsedTime(_transactionStarted).TotalMilliseconds;
             if (_logger.IsEnabled(LogLevel.Information))
             {
@@ -729,6 +734,8 @@ public sealed partial class SmtpSession
         }
         else
         {
+            string reason = sawBareLineEnding ? "bare_line_ending" : sawNul ? "nul" : _messageTooBig ? "size" : "delivery";
+            SlimMailMetrics.MessagesRejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
             if (_logger.IsEnabled(LogLevel.Information))
             {
                 LogMessageRejected(_logger, _context!.QueueId, Info.RemoteEndPoint, reply.ToString());

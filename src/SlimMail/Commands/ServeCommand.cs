@@ -43,6 +43,7 @@ internal static partial class ServeCommand
         builder.Services.AddSingleton<DeliveryWiring>();
         builder.Services.AddHostedService<SmtpHostedService>();
         builder.Services.AddHostedService<Pop3HostedService>();
+        builder.Services.AddHostedService<MetricsHostedService>();
 
         using IHost host = builder.Build();
         ILogger logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SlimMail");

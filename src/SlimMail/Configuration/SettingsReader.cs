@@ -98,9 +98,16 @@ internal sealed class SettingsReader
             Authentication = ReadAuthentication(),
         };
         ReadDeliveries(users);
-        if (String("Metrics:Endpoint") is { } metrics && !EndpointParser.TryParse(metrics, out _))
+        if (String("Metrics:Endpoint") is { } metrics)
         {
-            Error("Metrics:Endpoint", $"'{metrics}' is not host:port");
+            if (EndpointParser.TryParse(metrics, out IPEndPoint? metricsEndPoint))
+            {
+                settings = settings with { MetricsEndpoint = metricsEndPoint };
+            }
+            else
+            {
+                Error("Metrics:Endpoint", $"'{metrics}' is not host:port");
+            }
         }
 
         return settings;

@@ -26,6 +26,8 @@ internal sealed record SlimMailSettings
 
     public TlsSettings? Tls { get; init; }
 
+    public IPEndPoint? MetricsEndpoint { get; init; }
+
     public AuthenticationSettings Authentication { get; init; } = new("Users", null, TimeSpan.FromSeconds(10));
 
     /// <summary>True when no configuration file was found and the built-in defaults apply.</summary>
