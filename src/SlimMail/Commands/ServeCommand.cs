@@ -40,10 +40,12 @@ internal static partial class ServeCommand
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout + TimeSpan.FromSeconds(10));
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton<SecurityWiring>();
-        builder.Services.AddSingleton<DeliveryWiring>();
+        builder.Services.AddSingleton<LiveConfiguration>();
+        builder.Services.AddSingleton(new ConfigurationReloader.Source(configFile, overrides));
         builder.Services.AddHostedService<SmtpHostedService>();
         builder.Services.AddHostedService<Pop3HostedService>();
         builder.Services.AddHostedService<MetricsHostedService>();
+        builder.Services.AddHostedService<ConfigurationReloader>();
 
         using IHost host = builder.Build();
         ILogger logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SlimMail");

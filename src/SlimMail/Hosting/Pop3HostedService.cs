@@ -9,15 +9,15 @@ internal sealed class Pop3HostedService : IHostedService, IAsyncDisposable
 {
     private readonly SlimMailSettings _settings;
     private readonly SecurityWiring _security;
-    private readonly DeliveryWiring _delivery;
+    private readonly LiveConfiguration _live;
     private readonly Microsoft.Extensions.Logging.ILoggerFactory _loggerFactory;
     private Pop3Server? _server;
 
-    public Pop3HostedService(SlimMailSettings settings, SecurityWiring security, DeliveryWiring delivery, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory)
+    public Pop3HostedService(SlimMailSettings settings, SecurityWiring security, LiveConfiguration live, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory)
     {
         _settings = settings;
         _security = security;
-        _delivery = delivery;
+        _live = live;
         _loggerFactory = loggerFactory;
     }
 
@@ -32,11 +32,11 @@ internal sealed class Pop3HostedService : IHostedService, IAsyncDisposable
         {
             Listeners = _settings.Pop3Listeners.Select(l => new Pop3ListenerOptions(l.EndPoint, l.ImplicitTls) { ProxyProtocol = l.ProxyProtocol, ProxyTrustedNetworks = l.ProxyTrustedNetworks }).ToList(),
             Tls = _security.Tls is null ? null : _security.Tls.GetOptions,
-            Authenticator = _security.Authenticator,
+            Authenticator = _live,
             AuthThrottle = _security.Throttle,
             RequireTlsForAuth = _settings.Smtp.RequireTlsForAuth,
         };
-        _server = new Pop3Server(options, _delivery.Mailboxes, _loggerFactory);
+        _server = new Pop3Server(options, _live, _loggerFactory);
         await _server.StartAsync().ConfigureAwait(false);
     }
 

@@ -16,16 +16,18 @@ internal sealed class SecurityWiring
             Tls = new TlsCertificateProvider(tls.CertificateFile, tls.KeyFile, loggerFactory.CreateLogger("SlimMail.Tls"));
         }
 
-        Authenticator = settings.Authentication.Type == "External"
-            ? new ExternalAuthenticator(settings.Authentication.Command!, settings.Authentication.Timeout)
-            : new PasswordAuthenticator(
-                settings.Users.Where(u => u.Value.PasswordHash is not null).ToDictionary(u => u.Key, u => u.Value.PasswordHash!),
-                LocalSecret(settings));
+        DeliveryLogger = loggerFactory.CreateLogger("SlimMail.Delivery");
     }
 
     public TlsCertificateProvider? Tls { get; }
 
-    public IAuthenticator Authenticator { get; }
+    public ILogger DeliveryLogger { get; }
+
+    public static IAuthenticator CreateAuthenticator(SlimMailSettings settings) => settings.Authentication.Type == "External"
+        ? new ExternalAuthenticator(settings.Authentication.Command!, settings.Authentication.Timeout)
+        : new PasswordAuthenticator(
+            settings.Users.Where(u => u.Value.PasswordHash is not null).ToDictionary(u => u.Key, u => u.Value.PasswordHash!),
+            LocalSecret(settings));
 
     public AuthThrottle Throttle { get; } = new();
 

@@ -13,12 +13,12 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly SecurityWiring _security;
-    private readonly DeliveryWiring _delivery;
+    private readonly LiveConfiguration _live;
     private SmtpServer? _server;
 
-    public SmtpHostedService(SlimMailSettings settings, SecurityWiring security, DeliveryWiring delivery, ILoggerFactory loggerFactory)
+    public SmtpHostedService(SlimMailSettings settings, SecurityWiring security, LiveConfiguration live, ILoggerFactory loggerFactory)
     {
-        _delivery = delivery;
+        _live = live;
         _settings = settings;
         _security = security;
         _loggerFactory = loggerFactory;
@@ -27,7 +27,7 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        IMessageHandler handler = _delivery.CreateHandler(_loggerFactory.CreateLogger("SlimMail.Delivery"));
+        IMessageHandler handler = _live;
         var options = new SmtpServerOptions
         {
             Hostname = _settings.Hostname,
@@ -38,7 +38,7 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
                 ProxyTrustedNetworks = l.ProxyTrustedNetworks,
             }).ToList(),
             Tls = _security.Tls is null ? null : _security.Tls.GetOptions,
-            Authenticator = _security.Authenticator,
+            Authenticator = _live,
             AuthThrottle = _security.Throttle,
             RequireTlsForAuth = _settings.Smtp.RequireTlsForAuth,
             MaxMessageSize = _settings.Smtp.MaxMessageSize,
