@@ -28,8 +28,7 @@ public sealed partial class Pop3Session
     private readonly IPEndPoint _remote;
 
     private PipeReader _input;
-    private PipeWriter _output;
-    private bool _pending;
+    private readonly ReplyWriter _replies;
     private string? _user;
     private IMailboxSession? _mailbox;
     private int _errors;
@@ -47,7 +46,7 @@ public sealed partial class Pop3Session
         _stopping = stopping;
         _timer = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         _input = connection.Input;
-        _output = connection.Output;
+        _replies = new ReplyWriter(connection.Output);
         _remote = remote;
     }
 
@@ -213,7 +212,7 @@ public sealed partial class Pop3Session
         }
 
         _input = _connection.Input;
-        _output = _connection.Output;
+        _replies.Output = _connection.Output;
         _user = null;
         return true;
     }
@@ -431,7 +430,7 @@ public sealed partial class Pop3Session
         {
             Ok(string.Create(CultureInfo.InvariantCulture, $"{_mailbox.Messages[index].Size} octets"));
             _timer.CancelAfter(_options.CommandTimeout);
-            await Pop3MessageWriter.WriteAsync(message, _output, bodyLines, _timer.Token).ConfigureAwait(false);
+            await Pop3MessageWriter.WriteAsync(message, _replies.Output, bodyLines, _timer.Token).ConfigureAwait(false);
             _timer.CancelAfter(Timeout.Infinite);
         }
 
@@ -493,20 +492,9 @@ public sealed partial class Pop3Session
         return ++_errors < _options.MaxErrors;
     }
 
-    private void WriteRaw(ReadOnlySpan<byte> bytes)
-    {
-        _output.Write(bytes);
-        _pending = true;
-    }
+    private void WriteRaw(ReadOnlySpan<byte> bytes) => _replies.Write(bytes);
 
-    private async ValueTask FlushAsync(CancellationToken cancellationToken)
-    {
-        if (_pending)
-        {
-            _pending = false;
-            await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
+    private ValueTask FlushAsync(CancellationToken cancellationToken) => _replies.FlushAsync(cancellationToken);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "pop3 connect from {Remote}")]
     private static partial void LogConnected(ILogger logger, IPEndPoint remote);

@@ -32,10 +32,9 @@ public sealed partial class SmtpSession
     private readonly List<string> _recipients = [];
 
     private PipeReader _input;
-    private PipeWriter _output;
+    private readonly ReplyWriter _replies;
     private SmtpState _state = SmtpState.Connected;
     private int _errors;
-    private bool _repliesPending;
 
     private IMessageTransaction? _transaction;
     private MailTransactionContext? _context;
@@ -69,7 +68,7 @@ public sealed partial class SmtpSession
         _logger = logger;
         _stopping = stopping;
         _input = connection.Input;
-        _output = connection.Output;
+        _replies = new ReplyWriter(connection.Output);
         _commandTimer = CancellationTokenSource.CreateLinkedTokenSource(stopping, abort);
         _dataTimer = CancellationTokenSource.CreateLinkedTokenSource(abort);
         _lines = new LineReader(options.MaxCommandLineLength);
@@ -93,7 +92,7 @@ public sealed partial class SmtpSession
 
             await FlushAsync(_commandTimer.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or ConnectionResetException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
         {
             // The client went away or was cut off; nothing to answer.
         }
@@ -359,7 +358,7 @@ public sealed partial class SmtpSession
         }
 
         _input = _connection.Input;
-        _output = _connection.Output;
+        _replies.Output = _connection.Output;
         Info.TlsDescription = _connection.TlsDescription;
         // RFC 3207 §4.2: forget everything learned before TLS; the client starts over with EHLO.
         DropTransaction();
@@ -915,24 +914,9 @@ public sealed partial class SmtpSession
         return Reply(reply);
     }
 
-    private void WriteRaw(ReadOnlySpan<byte> bytes)
-    {
-        _output.Write(bytes);
-        _repliesPending = true;
-    }
+    private void WriteRaw(ReadOnlySpan<byte> bytes) => _replies.Write(bytes);
 
-    private async ValueTask FlushAsync(CancellationToken token)
-    {
-        if (_repliesPending)
-        {
-            _repliesPending = false;
-            FlushResult result = await _output.FlushAsync(token).ConfigureAwait(false);
-            if (result.IsCompleted)
-            {
-                throw new ConnectionResetException();
-            }
-        }
-    }
+    private ValueTask FlushAsync(CancellationToken token) => _replies.FlushAsync(token);
 
     private async ValueTask SayGoodbyeAsync(SmtpReply reply)
     {
@@ -942,7 +926,7 @@ public sealed partial class SmtpSession
         {
             await FlushAsync(grace.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException)
+        catch (Exception e) when (e is OperationCanceledException or IOException)
         {
         }
     }
@@ -982,9 +966,6 @@ public sealed partial class SmtpSession
 
         return true;
     }
-
-    /// <summary>Raised when the client closed its side while we were writing.</summary>
-    private sealed class ConnectionResetException : Exception;
 
     [LoggerMessage(Level = LogLevel.Information, Message = "connect from {Remote} to {Local} ({Role})")]
     private static partial void LogConnected(ILogger logger, System.Net.IPEndPoint remote, System.Net.IPEndPoint local, ListenerRole role);
