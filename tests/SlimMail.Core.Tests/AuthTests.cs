@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using SlimMail.Auth;
+using SlimMail.Processes;
 using SlimMail.Smtp;
 using SlimMail.Tests.Core.Harness;
 

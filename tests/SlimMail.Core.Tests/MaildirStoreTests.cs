@@ -14,9 +14,12 @@ public sealed class MaildirStoreTests : IDisposable
         new SmtpSessionInfo(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1), new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 25), ListenerRole.Local),
         null, false, false, 0);
 
+    private static DeliveryRecipient[] Recipients(IReadOnlyList<string> users) =>
+        users.Select(u => new DeliveryRecipient(u, AddressParser.TryParseMailbox(Encoding.UTF8.GetBytes(u + "@example.test"), out MailAddress? a) ? a! : throw new FormatException())).ToArray();
+
     private static async Task<DeliveryOutcome> DeliverAsync(MaildirStore store, IReadOnlyList<string> users, params string[] pieces)
     {
-        await using IDeliveryWriter writer = await store.BeginAsync(Context(), users, default);
+        await using IDeliveryWriter writer = await store.BeginAsync(Context(), Recipients(users), default);
         foreach (string piece in pieces)
         {
             await writer.WriteAsync(Encoding.UTF8.GetBytes(piece), default);
@@ -97,7 +100,7 @@ public sealed class MaildirStoreTests : IDisposable
     {
         var mailbox = new MaildirMailbox(Path.Combine(_root, "d"));
         var store = new MaildirStore(_ => mailbox);
-        await using (IDeliveryWriter writer = await store.BeginAsync(Context(), ["d"], default))
+        await using (IDeliveryWriter writer = await store.BeginAsync(Context(), Recipients(["d"]), default))
         {
             await writer.WriteAsync(new byte[200_000], default);
         }

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Text;
+using SlimMail.Processes;
 
 namespace SlimMail.Auth;
 
@@ -36,24 +36,8 @@ public sealed class ExternalAuthenticator : IAuthenticator
             return AuthResult.Failure;
         }
 
-        var info = new ProcessStartInfo(_command[0])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        for (int i = 1; i < _command.Count; i++)
-        {
-            info.ArgumentList.Add(_command[i]);
-        }
-
-        using var process = new Process { StartInfo = info };
-        try
-        {
-            process.Start();
-        }
-        catch (System.ComponentModel.Win32Exception)
+        using ChildProcess? process = ChildProcess.TryStart(_command);
+        if (process is null)
         {
             return AuthResult.TemporaryFailure;
         }
@@ -62,22 +46,13 @@ public sealed class ExternalAuthenticator : IAuthenticator
         timeout.CancelAfter(_timeout);
         try
         {
-            Task drainOut = process.StandardOutput.BaseStream.CopyToAsync(Stream.Null, timeout.Token);
-            Task drainErr = process.StandardError.BaseStream.CopyToAsync(Stream.Null, timeout.Token);
-            byte[] input = Encoding.UTF8.GetBytes(user + "\n" + password + "\n");
-            try
+            // A program that exits without reading is fine: its exit code still decides.
+            if (await process.TryWriteAsync(Encoding.UTF8.GetBytes(user + "\n" + password + "\n"), timeout.Token).ConfigureAwait(false))
             {
-                await process.StandardInput.BaseStream.WriteAsync(input, timeout.Token).ConfigureAwait(false);
-                await process.StandardInput.BaseStream.FlushAsync(timeout.Token).ConfigureAwait(false);
-                process.StandardInput.Close();
-            }
-            catch (IOException)
-            {
-                // The program exited without reading; its exit code still decides.
+                process.CloseInput();
             }
 
             await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
-            await Task.WhenAll(drainOut, drainErr).ConfigureAwait(false);
             return process.ExitCode switch
             {
                 0 => AuthResult.Success(user),
@@ -87,7 +62,7 @@ public sealed class ExternalAuthenticator : IAuthenticator
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
+            process.Kill();
             return AuthResult.TemporaryFailure;
         }
     }

@@ -19,10 +19,12 @@ public interface IMailboxSession : IAsyncDisposable
     /// <summary>The messages, oldest first.</summary>
     IReadOnlyList<MailboxMessage> Messages { get; }
 
-    /// <summary>Opens a message. The stream has LF or CRLF line endings; the reader sends CRLF.</summary>
-    Stream OpenRead(int index);
+    /// <summary>Opens a message. The stream has LF or CRLF line endings; the reader sends CRLF.
+    /// A store that cannot reach its storage throws <see cref="IOException"/>.</summary>
+    ValueTask<Stream> OpenReadAsync(int index, CancellationToken cancellationToken);
 
-    /// <summary>Deletes the messages at <paramref name="indexes"/> durably (the POP3 UPDATE state).</summary>
+    /// <summary>Deletes the messages at <paramref name="indexes"/> durably (the POP3 UPDATE state);
+    /// throws <see cref="IOException"/> when the storage cannot be reached.</summary>
     ValueTask DeleteAsync(IReadOnlyCollection<int> indexes, CancellationToken cancellationToken);
 }
 

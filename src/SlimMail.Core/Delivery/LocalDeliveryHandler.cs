@@ -19,6 +19,8 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
 
     private readonly ILogger _logger;
     private readonly Func<string, bool> _allowAnySender;
+    private readonly string _hostname;
+    private readonly Func<MailTransactionContext, MailAddress, byte[], CancellationToken, ValueTask>? _relayNotification;
 
     /// <summary>Creates the handler.</summary>
     /// <param name="policy">Decides each recipient.</param>
@@ -26,9 +28,14 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
     /// <param name="logger">Where delivery outcomes are logged.</param>
     /// <param name="maxMessageSize">A limit of the handler's own, or 0.</param>
     /// <param name="allowAnySender">Whether an authenticated user may use any MAIL FROM (<c>Users.*.AllowAnySender</c>).</param>
+    /// <param name="hostname">The name delivery-status notifications are sent from; the machine's name if null.</param>
+    /// <param name="relayNotification">Sends a notification to a sender in another domain; without it such notifications are logged and dropped.</param>
     public LocalDeliveryHandler(RecipientPolicy policy, Func<string, IDeliveryAgent> agentFor, ILogger logger, long maxMessageSize = 0,
-        Func<string, bool>? allowAnySender = null)
+        Func<string, bool>? allowAnySender = null, string? hostname = null,
+        Func<MailTransactionContext, MailAddress, byte[], CancellationToken, ValueTask>? relayNotification = null)
     {
+        _hostname = hostname ?? System.Net.Dns.GetHostName();
+        _relayNotification = relayNotification;
         _policy = policy;
         _agentFor = agentFor;
         _logger = logger;
@@ -61,12 +68,53 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
             || string.Equals(sender.ToString(), user, StringComparison.OrdinalIgnoreCase);
     }
 
+    // Sends a notification about a message to its sender: into the sender's own mailbox when the sender is
+    // local, else to the relay (when outbound delivery exists). A notification is never sent about a bounce.
+    private async ValueTask NotifySenderAsync(MailTransactionContext original, IReadOnlyList<DsnRecipient> failed,
+        ReadOnlyMemory<byte> headers, CancellationToken cancellationToken)
+    {
+        if (original.Sender is not { } sender)
+        {
+            return;
+        }
+
+        byte[] report = DeliveryStatusNotification.Build(_hostname, sender.ToString(), original.QueueId, DateTimeOffset.UtcNow, failed, headers.Span);
+        var context = new MailTransactionContext(QueueIdGenerator.Next(), original.Session, null, original.SmtpUtf8, eightBit: true, report.Length);
+        RecipientDecision decision = _policy.Decide(original.Session, sender);
+        if (decision.Action == RecipientAction.Relay && _relayNotification is not null)
+        {
+            await _relayNotification(context, sender, report, cancellationToken).ConfigureAwait(false);
+            LogNotification(_logger, original.QueueId, context.QueueId, "relay");
+            return;
+        }
+
+        if (decision.Action != RecipientAction.Local)
+        {
+            LogNotificationDropped(_logger, original.QueueId);
+            return;
+        }
+
+        IDeliveryAgent agent = _agentFor(decision.User!);
+        DeliveryOutcome outcome;
+        await using (IDeliveryWriter writer = await agent.BeginAsync(context, [new DeliveryRecipient(decision.User!, sender)], cancellationToken).ConfigureAwait(false))
+        {
+            await writer.WriteAsync(report, cancellationToken).ConfigureAwait(false);
+            outcome = await writer.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        LogNotification(_logger, original.QueueId, context.QueueId, outcome.ToString());
+    }
+
     private sealed class Transaction : IMessageTransaction
     {
+        // A partial failure needs two deliveries at least; only then are the headers kept for the notification.
+        private const int MaxHeaderCapture = 64 * 1024;
+
         private readonly LocalDeliveryHandler _owner;
         private readonly MailTransactionContext _context;
-        private readonly List<string> _users = new(1);
-        private readonly List<(IDeliveryAgent Agent, IDeliveryWriter Writer, List<string> Users)> _writers = new(1);
+        private readonly List<DeliveryRecipient> _recipients = new(1);
+        private readonly List<(IDeliveryAgent Agent, IDeliveryWriter Writer, List<DeliveryRecipient> Recipients)> _writers = new(1);
+        private System.Buffers.ArrayBufferWriter<byte>? _headers;
         private bool _started;
 
         public Transaction(LocalDeliveryHandler owner, MailTransactionContext context)
@@ -81,10 +129,16 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
             switch (decision.Action)
             {
                 case RecipientAction.Local:
-                    // Several addresses of one user in one transaction give that user one copy.
-                    if (!_users.Contains(decision.User!))
+                    string user = decision.User!;
+                    if (_owner._agentFor(user).CheckRecipient(_context.Sender, recipient) is { } refusal)
                     {
-                        _users.Add(decision.User!);
+                        return ValueTask.FromResult(refusal);
+                    }
+
+                    // Several addresses of one user in one transaction give that user one copy.
+                    if (!_recipients.Exists(r => r.User == user))
+                    {
+                        _recipients.Add(new DeliveryRecipient(user, recipient));
                     }
 
                     return ValueTask.FromResult(SmtpReplies.RecipientOk);
@@ -102,6 +156,11 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                 await StartAsync(cancellationToken).ConfigureAwait(false);
             }
 
+            if (_headers is not null && _headers.WrittenCount < MaxHeaderCapture)
+            {
+                System.Buffers.BuffersExtensions.Write(_headers, data.Span[..Math.Min(data.Length, MaxHeaderCapture - _headers.WrittenCount)]);
+            }
+
             foreach ((_, IDeliveryWriter writer, _) in _writers)
             {
                 await writer.WriteAsync(data, cancellationToken).ConfigureAwait(false);
@@ -117,8 +176,8 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
 
             int delivered = 0;
             int temporary = 0;
-            int permanent = 0;
-            foreach ((IDeliveryAgent agent, IDeliveryWriter writer, List<string> users) in _writers)
+            List<DsnRecipient>? failed = null;
+            foreach ((IDeliveryAgent agent, IDeliveryWriter writer, List<DeliveryRecipient> recipients) in _writers)
             {
                 DeliveryOutcome outcome;
                 try
@@ -143,14 +202,26 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                 LogLevel level = outcome == DeliveryOutcome.Delivered ? LogLevel.Debug : LogLevel.Warning;
                 if (_owner._logger.IsEnabled(level))
                 {
-                    LogDelivery(_owner._logger, level, _context.QueueId, string.Join(",", users), agent.DeliveryType, outcome);
+                    LogDelivery(_owner._logger, level, _context.QueueId, UserList(recipients), agent.DeliveryType, outcome);
                 }
 
                 switch (outcome)
                 {
-                    case DeliveryOutcome.Delivered: delivered++; break;
-                    case DeliveryOutcome.TemporaryFailure: temporary++; break;
-                    default: permanent++; break;
+                    case DeliveryOutcome.Delivered:
+                        delivered++;
+                        break;
+                    case DeliveryOutcome.TemporaryFailure:
+                        temporary++;
+                        break;
+                    default:
+                        failed ??= [];
+                        foreach (DeliveryRecipient recipient in recipients)
+                        {
+                            failed.Add(new DsnRecipient(recipient.Address.ToString(), "failed", "5.3.0",
+                                $"delivery via {agent.DeliveryType} failed permanently"));
+                        }
+
+                        break;
                 }
             }
 
@@ -159,9 +230,16 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                 return SmtpReplies.TransactionFailed;
             }
 
-            if (delivered == 0 && permanent > 0)
+            if (delivered == 0 && failed is not null)
             {
                 return new SmtpReply(554, "5.3.0", "Delivery failed permanently");
+            }
+
+            if (failed is not null)
+            {
+                // The message is kept for some users, so the client must not retry it: the sender hears of the
+                // others by a delivery-status notification instead.
+                await _owner.NotifySenderAsync(_context, failed, _headers?.WrittenMemory ?? default, cancellationToken).ConfigureAwait(false);
             }
 
             return new SmtpReply(250, "2.0.0", string.Create(CultureInfo.InvariantCulture, $"Ok: queued as {_context.QueueId}"));
@@ -177,32 +255,60 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
             _writers.Clear();
         }
 
-        // Groups the users by agent, so one Maildir store writes the message once for all its users.
+        private static string UserList(List<DeliveryRecipient> recipients)
+        {
+            if (recipients.Count == 1)
+            {
+                return recipients[0].User;
+            }
+
+            var text = new System.Text.StringBuilder();
+            foreach (DeliveryRecipient recipient in recipients)
+            {
+                text.Append(text.Length == 0 ? "" : ",").Append(recipient.User);
+            }
+
+            return text.ToString();
+        }
+
+        // Groups the users by agent, so one Maildir store writes the message once for all its users; an agent
+        // whose users fail one by one (a program each) gets a writer per user.
         private async ValueTask StartAsync(CancellationToken cancellationToken)
         {
             _started = true;
-            var groups = new List<(IDeliveryAgent Agent, List<string> Users)>(1);
-            foreach (string user in _users)
+            var groups = new List<(IDeliveryAgent Agent, List<DeliveryRecipient> Recipients)>(1);
+            foreach (DeliveryRecipient recipient in _recipients)
             {
-                IDeliveryAgent agent = _owner._agentFor(user);
-                int index = groups.FindIndex(g => ReferenceEquals(g.Agent, agent));
+                IDeliveryAgent agent = _owner._agentFor(recipient.User);
+                int index = agent.WritesForManyUsers ? groups.FindIndex(g => ReferenceEquals(g.Agent, agent)) : -1;
                 if (index < 0)
                 {
-                    groups.Add((agent, [user]));
+                    groups.Add((agent, [recipient]));
                 }
                 else
                 {
-                    groups[index].Users.Add(user);
+                    groups[index].Recipients.Add(recipient);
                 }
             }
 
-            foreach ((IDeliveryAgent agent, List<string> users) in groups)
+            foreach ((IDeliveryAgent agent, List<DeliveryRecipient> recipients) in groups)
             {
-                IDeliveryWriter writer = await agent.BeginAsync(_context, users, cancellationToken).ConfigureAwait(false);
-                _writers.Add((agent, writer, users));
+                IDeliveryWriter writer = await agent.BeginAsync(_context, recipients, cancellationToken).ConfigureAwait(false);
+                _writers.Add((agent, writer, recipients));
+            }
+
+            if (_writers.Count > 1 && _context.Sender is not null)
+            {
+                _headers = new System.Buffers.ArrayBufferWriter<byte>(4096);
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: delivery-status notification {NotificationId} to the sender: {Outcome}")]
+    private static partial void LogNotification(ILogger logger, string queueId, string notificationId, string outcome);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: the sender is neither local nor reachable by the relay; no delivery-status notification sent")]
+    private static partial void LogNotificationDropped(ILogger logger, string queueId);
 
     [LoggerMessage(Message = "{QueueId}: delivery to {Users} via {Agent}: {Outcome}")]
     private static partial void LogDelivery(ILogger logger, LogLevel level, string queueId, string users, string agent, DeliveryOutcome outcome);

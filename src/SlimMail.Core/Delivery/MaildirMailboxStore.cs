@@ -106,7 +106,8 @@ public sealed class MaildirMailboxStore : IMailboxStore
 
         public IReadOnlyList<MailboxMessage> Messages { get; }
 
-        public Stream OpenRead(int index) => new FileStream(_paths[index], FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        public ValueTask<Stream> OpenReadAsync(int index, CancellationToken cancellationToken) =>
+            ValueTask.FromResult<Stream>(new FileStream(_paths[index], FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan));
 
         public ValueTask DeleteAsync(IReadOnlyCollection<int> indexes, CancellationToken cancellationToken)
         {

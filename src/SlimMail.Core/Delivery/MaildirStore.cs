@@ -36,13 +36,14 @@ public sealed class MaildirStore : IDeliveryAgent
     public string DeliveryType => "maildir";
 
     /// <inheritdoc />
-    public ValueTask<IDeliveryWriter> BeginAsync(MailTransactionContext context, IReadOnlyList<string> users, CancellationToken cancellationToken)
+    public ValueTask<IDeliveryWriter> BeginAsync(MailTransactionContext context, IReadOnlyList<DeliveryRecipient> recipients, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(users);
-        var targets = new MaildirMailbox[users.Count];
-        for (int i = 0; i < users.Count; i++)
+        ArgumentNullException.ThrowIfNull(recipients);
+        var targets = new MaildirMailbox[recipients.Count];
+        for (int i = 0; i < recipients.Count; i++)
         {
-            targets[i] = _mailboxes(users[i]) ?? throw new InvalidOperationException($"user {users[i]} has no Maildir");
+            string user = recipients[i].User;
+            targets[i] = _mailboxes(user) ?? throw new InvalidOperationException($"user {user} has no Maildir");
             targets[i].EnsureCreated();
         }
 

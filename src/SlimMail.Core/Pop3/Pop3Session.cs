@@ -418,7 +418,7 @@ public sealed partial class Pop3Session
         Stream message;
         try
         {
-            message = _mailbox!.OpenRead(index);
+            message = await _mailbox!.OpenReadAsync(index, _timer.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -97,7 +97,7 @@ internal sealed class SettingsReader
             Tls = ReadTls(settings.Smtp, settings.Pop3Listeners),
             Authentication = ReadAuthentication(),
         };
-        ReadDeliveries(users);
+        settings = settings with { Deliveries = ReadDeliveries(users) };
         if (String("Metrics:Endpoint") is { } metrics)
         {
             if (EndpointParser.TryParse(metrics, out IPEndPoint? metricsEndPoint))
@@ -234,25 +234,7 @@ internal sealed class SettingsReader
         string? command = String("Authentication:Command");
         if (type == "External")
         {
-            if (command is null)
-            {
-                Error("Authentication:Command", "is required when Authentication:Type is External");
-            }
-            else
-            {
-                try
-                {
-                    IReadOnlyList<string> words = SlimMail.Auth.CommandLine.Split(command);
-                    if (words.Count == 0)
-                    {
-                        Error("Authentication:Command", "is empty");
-                    }
-                }
-                catch (FormatException e)
-                {
-                    Error("Authentication:Command", e.Message);
-                }
-            }
+            CheckCommand("Authentication:Command", command, "Authentication:Type is External");
         }
 
         return new AuthenticationSettings(type, command, Duration("Authentication:Timeout", TimeSpan.FromSeconds(10)));
@@ -348,25 +330,72 @@ internal sealed class SettingsReader
         return domains;
     }
 
-    private void ReadDeliveries(IReadOnlyDictionary<string, UserSettings> users)
+    private Dictionary<string, DeliverySettings> ReadDeliveries(IReadOnlyDictionary<string, UserSettings> users)
     {
-        var names = new HashSet<string>(StringComparer.Ordinal);
+        var known = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "Type", "Command", "Timeout", "ConnectionString" };
+        var deliveries = new Dictionary<string, DeliverySettings>(StringComparer.Ordinal);
         foreach (IConfigurationSection delivery in _configuration.GetSection("Deliveries").GetChildren())
         {
-            names.Add(delivery.Key);
+            WarnUnknown(delivery, delivery.Path + ":", known);
             string type = Choice(delivery.Path + ":Type", "Maildir", "Maildir", "Pipe", "PostgreSql");
-            if (type != "Maildir")
+            string? command = String(delivery.Path + ":Command");
+            string? connectionString = String(delivery.Path + ":ConnectionString");
+            if (type == "Pipe")
             {
-                Error(delivery.Path + ":Type", $"{type} delivery is not available in this version of SlimMail");
+                CheckCommand(delivery.Path + ":Command", command, "Type is Pipe");
             }
+            else if (type == "PostgreSql")
+            {
+                if (connectionString is null)
+                {
+                    Error(delivery.Path + ":ConnectionString", "is required when Type is PostgreSql");
+                }
+                else
+                {
+                    try
+                    {
+                        _ = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+                    }
+                    catch (ArgumentException e)
+                    {
+                        Error(delivery.Path + ":ConnectionString", "is not a PostgreSQL connection string: " + e.Message);
+                    }
+                }
+            }
+
+            deliveries[delivery.Key] = new DeliverySettings(delivery.Key, type, command, Duration(delivery.Path + ":Timeout", TimeSpan.FromMinutes(1)), connectionString);
         }
 
         foreach ((string user, UserSettings settings) in users)
         {
-            if (settings.Delivery is { } delivery && !names.Contains(delivery))
+            if (settings.Delivery is { } delivery && !deliveries.ContainsKey(delivery))
             {
                 Error($"Users:{user}:Delivery", $"'{delivery}' is not defined under Deliveries");
             }
+        }
+
+        return deliveries;
+    }
+
+    // A program SlimMail runs: split like a shell would, so a quoting mistake is reported now, not at the first message.
+    private void CheckCommand(string key, string? command, string requiredWhen)
+    {
+        if (command is null)
+        {
+            Error(key, "is required when " + requiredWhen);
+            return;
+        }
+
+        try
+        {
+            if (SlimMail.Processes.CommandLine.Split(command).Count == 0)
+            {
+                Error(key, "is empty");
+            }
+        }
+        catch (FormatException e)
+        {
+            Error(key, e.Message);
         }
     }
 

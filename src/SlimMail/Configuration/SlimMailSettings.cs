@@ -22,6 +22,8 @@ internal sealed record SlimMailSettings
 
     public required IReadOnlyDictionary<string, UserSettings> Users { get; init; }
 
+    public IReadOnlyDictionary<string, DeliverySettings> Deliveries { get; init; } = new Dictionary<string, DeliverySettings>();
+
     public string RelayMode { get; init; } = "None";
 
     public TlsSettings? Tls { get; init; }
@@ -61,6 +63,9 @@ internal sealed record SmtpSettings
 
     public bool RequireTlsForAuth { get; init; } = true;
 }
+
+/// <summary>A named delivery (<c>Deliveries.NAME</c>): Maildir, Pipe (Command, Timeout) or PostgreSql (ConnectionString).</summary>
+internal sealed record DeliverySettings(string Name, string Type, string? Command, TimeSpan Timeout, string? ConnectionString);
 
 internal sealed record TlsSettings(string CertificateFile, string KeyFile);
 

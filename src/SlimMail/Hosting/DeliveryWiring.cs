@@ -2,18 +2,27 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using SlimMail.Delivery;
 using SlimMail.Host.Configuration;
+using SlimMail.PostgreSql;
 
 namespace SlimMail.Host.Hosting;
 
-/// <summary>Builds the delivery side (routing, policy, each user's Maildir) from the settings; SMTP writes and POP3 reads through it.</summary>
-internal sealed class DeliveryWiring
+/// <summary>
+/// Builds the delivery side from the settings: routing, policy, each user's Maildir, and the named
+/// deliveries (Pipe, PostgreSql) users point at. SMTP writes and POP3 reads through it.
+/// </summary>
+internal sealed class DeliveryWiring : IMailboxStore
 {
     private readonly SlimMailSettings _settings;
     private readonly ConcurrentDictionary<string, MaildirMailbox> _maildirs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IDeliveryAgent> _deliveries = new(StringComparer.Ordinal);
 
-    public DeliveryWiring(SlimMailSettings settings)
+    /// <param name="settings">The configuration in force.</param>
+    /// <param name="logger">Where deliveries log failures.</param>
+    /// <param name="postgreSql">The store for a connection string, shared across reloads so pools are not leaked.</param>
+    public DeliveryWiring(SlimMailSettings settings, ILogger logger, Func<string, PostgreSqlStore> postgreSql)
     {
         _settings = settings;
+        _logger = logger;
         foreach ((string user, UserSettings userSettings) in settings.Users)
         {
             (int, int)? owner = userSettings.Owner is null ? null : MaildirOwner.Resolve(userSettings.Owner);
@@ -22,19 +31,41 @@ internal sealed class DeliveryWiring
 
         Store = new MaildirStore(MailboxOf);
         Mailboxes = new MaildirMailboxStore(MailboxOf);
+        foreach ((string name, DeliverySettings delivery) in settings.Deliveries)
+        {
+            _deliveries[name] = delivery.Type switch
+            {
+                "Pipe" => new PipeDelivery(delivery.Command!, delivery.Timeout, logger),
+                "PostgreSql" => postgreSql(delivery.ConnectionString!),
+                _ => Store,
+            };
+        }
     }
+
+    private readonly ILogger _logger;
 
     public MaildirStore Store { get; }
 
     public MaildirMailboxStore Mailboxes { get; }
 
-    public LocalDeliveryHandler CreateHandler(ILogger logger)
+    public LocalDeliveryHandler CreateHandler()
     {
         var routing = new MailRouting(_settings.Domains, _settings.Users.Keys);
         var policy = new RecipientPolicy(routing, relayEnabled: !string.Equals(_settings.RelayMode, "None", StringComparison.Ordinal));
-        return new LocalDeliveryHandler(policy, _ => Store, logger,
-            allowAnySender: user => _settings.Users.TryGetValue(user, out UserSettings? u) && u.AllowAnySender);
+        return new LocalDeliveryHandler(policy, AgentOf, _logger,
+            allowAnySender: user => _settings.Users.TryGetValue(user, out UserSettings? u) && u.AllowAnySender,
+            hostname: _settings.Hostname);
     }
+
+    /// <summary>The delivery a user's mail goes to: the one named by <c>Users.NAME.Delivery</c>, else their Maildir.</summary>
+    public IDeliveryAgent AgentOf(string user) =>
+        _settings.Users.TryGetValue(user, out UserSettings? settings) && settings.Delivery is { } name && _deliveries.TryGetValue(name, out IDeliveryAgent? agent)
+            ? agent
+            : Store;
+
+    /// <summary>POP3 reads where the user's mail is written: the database for a PostgreSql user, else the Maildir.</summary>
+    public ValueTask<IMailboxSession?> OpenAsync(string user, CancellationToken cancellationToken) =>
+        AgentOf(user) is IMailboxStore store ? store.OpenAsync(user, cancellationToken) : Mailboxes.OpenAsync(user, cancellationToken);
 
     // Configured users have their Maildir; a user known only to the External authenticator gets one under
     // <DataDirectory>/mail/ when the name is safe as a directory name.

@@ -54,8 +54,17 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
 
         foreach (string user in _settings.Users.Keys.Order(StringComparer.Ordinal))
         {
-            LogMailLocation(_logger, user, _settings.MailDirectoryOf(user));
+            if (_settings.Users[user].Delivery is { } name && _settings.Deliveries.TryGetValue(name, out DeliverySettings? delivery) && delivery.Type != "Maildir")
+            {
+                LogMailDelivery(_logger, user, name, delivery.Type);
+            }
+            else
+            {
+                LogMailLocation(_logger, user, _settings.MailDirectoryOf(user));
+            }
         }
+
+        _live.PrepareStoresInBackground(_logger);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -80,4 +89,7 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
 
     [LoggerMessage(Level = LogLevel.Information, Message = "stopping: closing listeners, draining open transactions for up to {Timeout}")]
     private static partial void LogStopping(ILogger logger, TimeSpan timeout);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Mail for user {User} goes to delivery {Delivery} ({Type})")]
+    private static partial void LogMailDelivery(ILogger logger, string user, string delivery, string type);
 }

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace SlimMail.Auth;
+namespace SlimMail.Processes;
 
 /// <summary>Splits a command line the way a POSIX shell would, without running a shell: spaces separate
 /// words, single quotes are literal, double quotes allow <c>\"</c> and <c>\\</c>, a backslash escapes outside quotes.</summary>
