@@ -179,6 +179,13 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
             List<DsnRecipient>? failed = null;
             foreach ((IDeliveryAgent agent, IDeliveryWriter writer, List<DeliveryRecipient> recipients) in _writers)
             {
+                // The client retries the whole message after a 451, so the deliveries not yet made are
+                // abandoned rather than made twice (the ones already made are repeated: at-least-once).
+                if (temporary > 0)
+                {
+                    break;
+                }
+
                 DeliveryOutcome outcome;
                 try
                 {
@@ -291,6 +298,8 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                 }
             }
 
+            // Maildirs last: they rarely fail, so a database or program that fails first costs no duplicate.
+            groups.Sort(static (a, b) => (a.Agent is MaildirStore).CompareTo(b.Agent is MaildirStore));
             foreach ((IDeliveryAgent agent, List<DeliveryRecipient> recipients) in groups)
             {
                 IDeliveryWriter writer = await agent.BeginAsync(_context, recipients, cancellationToken).ConfigureAwait(false);
