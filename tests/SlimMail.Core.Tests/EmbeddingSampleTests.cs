@@ -54,4 +54,15 @@ public class EmbeddingSampleTests
         string readme = File.ReadAllText(Path.Combine(root, "README.md"));
         Assert.Contains(sample[start..end], readme);
     }
+
+    [Fact]
+    public async Task A_server_stopped_and_then_disposed_twice_by_a_container_stays_quiet()
+    {
+        SmtpServer server = await EmbeddedServer.StartAsync((_, _, _) => Task.CompletedTask, port: 0);
+        await server.StopAsync(TimeSpan.FromSeconds(1));
+        await server.DisposeAsync();
+        await server.DisposeAsync();
+        using var client = new TcpClient();
+        await Assert.ThrowsAnyAsync<SocketException>(() => client.ConnectAsync(server.EndPoints[0]));
+    }
 }

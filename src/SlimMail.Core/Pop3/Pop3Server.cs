@@ -12,6 +12,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
 {
     private static readonly byte[] TooMany = "-ERR [SYS/TEMP] Too many connections\r\n"u8.ToArray();
 
+    private int _disposed;
     private readonly Pop3ServerOptions _options;
     private readonly IMailboxStore _store;
     private readonly ILogger _logger;
@@ -68,6 +69,12 @@ public sealed partial class Pop3Server : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        // Containers may dispose a service twice (once per registration); the second time is a no-op.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         if (!_stopping.IsCancellationRequested)
         {
             await StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);

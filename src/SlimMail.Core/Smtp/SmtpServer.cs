@@ -20,6 +20,7 @@ namespace SlimMail.Smtp;
 /// </example>
 public sealed partial class SmtpServer : IAsyncDisposable
 {
+    private int _disposed;
     private readonly SmtpServerOptions _options;
     private readonly IMessageHandler _handler;
     private readonly ILoggerFactory _loggerFactory;
@@ -106,6 +107,12 @@ public sealed partial class SmtpServer : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        // Containers may dispose a service twice (once per registration); the second time is a no-op.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         if (!_stopping.IsCancellationRequested)
         {
             await StopAsync(TimeSpan.Zero).ConfigureAwait(false);

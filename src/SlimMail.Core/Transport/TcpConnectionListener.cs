@@ -11,6 +11,7 @@ public sealed partial class TcpConnectionListener : IAsyncDisposable
     private readonly Func<Socket, Task> _onAccepted;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
+    private int _disposed;
     private Task _acceptLoop = Task.CompletedTask;
 
     /// <summary>Binds <paramref name="endPoint"/> (port 0 picks a free port) and starts listening.</summary>
@@ -47,6 +48,12 @@ public sealed partial class TcpConnectionListener : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        // Containers may dispose a service twice (once per registration); the second time is a no-op.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await StopAsync().ConfigureAwait(false);
         _stop.Dispose();
         _socket.Dispose();

@@ -1,0 +1,112 @@
+using System.Globalization;
+using SlimMail.Tests.Harness;
+
+namespace SlimMail.Tests;
+
+/// <summary>
+/// The packages as their users get them: <c>dotnet pack</c>, then a new project that references SlimMail.Core
+/// and SlimMail.Hosting from the packed files, and <c>dotnet tool install</c> of the <c>slimmail</c> tool.
+/// Each run packs a version of its own, so no package cache can hand back an older build.
+/// </summary>
+[Collection(ServerCollection.Name)]
+public sealed class PackagingTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("slimmail-pack-").FullName;
+    private readonly string _version = "0.1.0-test." + DateTime.UtcNow.Ticks.ToString(CultureInfo.InvariantCulture);
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private static string Repository
+    {
+        get
+        {
+            string? directory = AppContext.BaseDirectory;
+            while (directory is not null && !File.Exists(Path.Combine(directory, "SlimMail.slnx")))
+            {
+                directory = Path.GetDirectoryName(directory);
+            }
+
+            return directory ?? throw new InvalidOperationException("the repository root was not found");
+        }
+    }
+
+    private async Task PackAsync(string project)
+    {
+        ProcessResult pack = await ProcessRunner.RunAsync("dotnet",
+            ["pack", Path.Combine(Repository, "src", project), "-c", "Release", "-o", Path.Combine(_directory, "feed"), "-p:Version=" + _version, "-nologo"],
+            timeout: TimeSpan.FromMinutes(5));
+        Assert.True(pack.ExitCode == 0, pack.Output);
+    }
+
+    [Fact]
+    public async Task A_new_project_hosts_an_smtp_server_from_the_packed_library()
+    {
+        await PackAsync("SlimMail.Core");
+        await PackAsync("SlimMail.Hosting");
+        string app = Path.Combine(_directory, "app");
+        Directory.CreateDirectory(app);
+        await File.WriteAllTextAsync(Path.Combine(app, "app.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <Nullable>enable</Nullable>
+                <RestoreAdditionalProjectSources>{Path.Combine(_directory, "feed")}</RestoreAdditionalProjectSources>
+              </PropertyGroup>
+              <ItemGroup>
+                <FrameworkReference Include="Microsoft.AspNetCore.App" />
+                <PackageReference Include="SlimMail.Core" Version="{_version}" />
+                <PackageReference Include="SlimMail.Hosting" Version="{_version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        await File.WriteAllTextAsync(Path.Combine(app, "Program.cs"), """
+            using System.Net;
+            using Microsoft.Extensions.DependencyInjection;
+            using Microsoft.Extensions.Hosting;
+            using SlimMail.Delivery;
+            using SlimMail.Smtp;
+
+            var builder = Host.CreateApplicationBuilder();
+            builder.Services.AddSlimMailSmtp<CountingHandler>(_ => new SmtpServerOptions
+            {
+                Listeners = [new SmtpListenerOptions(new IPEndPoint(IPAddress.Loopback, 0), ListenerRole.Local)],
+            });
+            using var host = builder.Build();
+            await host.StartAsync();
+            Console.WriteLine("port " + host.Services.GetRequiredService<SlimMail.Hosting.SlimMailSmtpService>().EndPoints[0].Port);
+            await host.StopAsync();
+
+            sealed class CountingHandler : IMessageHandler
+            {
+                public long MaxMessageSize => 0;
+                public ValueTask<TransactionStart> BeginAsync(MailTransactionContext context, CancellationToken cancellationToken) =>
+                    ValueTask.FromResult(TransactionStart.Refuse(new SmtpReply(554, "5.7.1", "no")));
+            }
+            """);
+        ProcessResult run = await ProcessRunner.RunAsync("dotnet", ["run", "--project", app], timeout: TimeSpan.FromMinutes(5));
+        Assert.True(run.ExitCode == 0, run.Output);
+        Assert.Matches(@"port \d+", run.Stdout);
+    }
+
+    [Fact]
+    public async Task The_slimmail_tool_installs_from_its_package_and_runs()
+    {
+        await PackAsync("SlimMail");
+        string tools = Path.Combine(_directory, "tools");
+        ProcessResult install = await ProcessRunner.RunAsync("dotnet",
+            ["tool", "install", "slimmail", "--tool-path", tools, "--version", _version, "--add-source", Path.Combine(_directory, "feed")],
+            timeout: TimeSpan.FromMinutes(5));
+        Assert.True(install.ExitCode == 0, install.Output);
+
+        string config = Path.Combine(_directory, "bad.json");
+        await File.WriteAllTextAsync(config, """{ "Smtp": { "MaxRecipients": 0 } }""");
+        ProcessResult check = await ProcessRunner.RunAsync(Path.Combine(tools, "slimmail"), ["check-config", "--config", config]);
+        Assert.Equal(1, check.ExitCode);
+        Assert.Contains("Smtp:MaxRecipients", check.Output, StringComparison.Ordinal);
+        ProcessResult hash = await ProcessRunner.RunAsync(Path.Combine(tools, "slimmail"), ["hash-password"], stdin: "secret\n");
+        Assert.Equal(0, hash.ExitCode);
+        Assert.StartsWith("$pbkdf2-sha256$", hash.Stdout, StringComparison.Ordinal);
+    }
+}
