@@ -64,6 +64,36 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Check_config_names_each_broken_delivery_key()
+    {
+        string path = await WriteConfigAsync("""
+            {
+              "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:2525", "Role": "Local" } ] },
+              "Deliveries": {
+                "none": { "Type": "Pipe" },
+                "quote": { "Type": "Pipe", "Command": "/bin/prog 'unterminated" },
+                "db": { "Type": "PostgreSql" },
+                "baddb": { "Type": "PostgreSql", "ConnectionString": "Nonsense Key=1" },
+                "odd": { "Type": "Carrier-Pigeon", "Colour": "grey" },
+                "slow": { "Type": "Pipe", "Command": "/bin/cat", "Timeout": "later" }
+              }
+            }
+            """);
+        ProcessResult result = await SlimMailAsync("check-config", "--config", path);
+        Assert.Equal(1, result.ExitCode);
+        foreach (string key in new[]
+                 {
+                     "Deliveries:none:Command", "Deliveries:quote:Command", "Deliveries:db:ConnectionString",
+                     "Deliveries:baddb:ConnectionString", "Deliveries:odd:Type", "Deliveries:slow:Timeout",
+                 })
+        {
+            Assert.Contains("error: " + key + ":", result.Stdout);
+        }
+
+        Assert.Contains("warning: Deliveries:odd:Colour: unknown key", result.Stdout);
+    }
+
+    [Fact]
     public async Task Check_config_requires_an_smtp_listener_in_a_configuration_file()
     {
         string path = await WriteConfigAsync("{ \"Hostname\": \"mx.test\" }");
