@@ -41,11 +41,14 @@ internal static partial class ServeCommand
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton<SecurityWiring>();
         builder.Services.AddSingleton<LiveConfiguration>();
+        builder.Services.AddSingleton<ListenerRegistry>();
         builder.Services.AddSingleton(new ConfigurationReloader.Source(configFile, overrides));
         builder.Services.AddHostedService<SmtpHostedService>();
         builder.Services.AddHostedService<Pop3HostedService>();
         builder.Services.AddHostedService<MetricsHostedService>();
         builder.Services.AddHostedService<ConfigurationReloader>();
+        builder.Services.AddSingleton(_ => SystemdNotifier.FromEnvironment());
+        builder.Services.AddHostedService<SystemdService>();
 
         using IHost host = builder.Build();
         ILogger logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SlimMail");

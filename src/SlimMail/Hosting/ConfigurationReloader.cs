@@ -15,13 +15,15 @@ internal sealed partial class ConfigurationReloader : IHostedService, IDisposabl
     private readonly Source _source;
     private readonly LiveConfiguration _live;
     private readonly ILogger _logger;
+    private readonly SystemdNotifier _notifier;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private PosixSignalRegistration? _hangup;
     private Timer? _watch;
     private DateTime _stamp;
 
-    public ConfigurationReloader(Source source, LiveConfiguration live, ILoggerFactory loggerFactory)
+    public ConfigurationReloader(Source source, LiveConfiguration live, ILoggerFactory loggerFactory, SystemdNotifier notifier)
     {
+        _notifier = notifier;
         _source = source;
         _live = live;
         _logger = loggerFactory.CreateLogger("SlimMail.Configuration");
@@ -78,6 +80,8 @@ internal sealed partial class ConfigurationReloader : IHostedService, IDisposabl
     private async Task ReloadAsync(string reason)
     {
         await _gate.WaitAsync().ConfigureAwait(false);
+        _notifier.Reloading();
+        string status = "reload failed; the previous configuration stays in force";
         try
         {
             using var problems = new StringWriter();
@@ -88,8 +92,15 @@ internal sealed partial class ConfigurationReloader : IHostedService, IDisposabl
                 return;
             }
 
+            SlimMailSettings old = _live.Settings;
             _live.Apply(settings);
             LogReloaded(_logger, reason, settings.Users.Count, settings.Domains.Count);
+            if (NeedsRestart(old, settings) is { } changed)
+            {
+                LogRestartNeeded(_logger, changed);
+            }
+
+            status = $"configuration reloaded: {settings.Users.Count} users, {settings.Domains.Count} domains";
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
         {
@@ -97,11 +108,64 @@ internal sealed partial class ConfigurationReloader : IHostedService, IDisposabl
         }
         finally
         {
+            _notifier.Ready(status);
             _gate.Release();
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "configuration reloaded ({Reason}): {Users} users, {Domains} domains; listeners and limits need a restart")]
+    private static readonly SmtpListenerSettings[] NoListeners = [];
+
+    // What a reload cannot change while sockets stay open: the caller is told, not left to wonder.
+    private static string? NeedsRestart(SlimMailSettings old, SlimMailSettings current)
+    {
+        var changed = new List<string>();
+        if (!old.Smtp.Listeners.SequenceEqual(current.Smtp.Listeners, ListenerComparer.Instance))
+        {
+            changed.Add("Smtp:Listeners");
+        }
+
+        if (!old.Pop3Listeners.Select(l => (l.EndPoint, l.ImplicitTls, l.ProxyProtocol)).SequenceEqual(current.Pop3Listeners.Select(l => (l.EndPoint, l.ImplicitTls, l.ProxyProtocol))))
+        {
+            changed.Add("Pop3:Listeners");
+        }
+
+        if (old.Smtp with { Listeners = NoListeners } != current.Smtp with { Listeners = NoListeners })
+        {
+            changed.Add("Smtp limits");
+        }
+
+        if (!Equals(old.MetricsEndpoint, current.MetricsEndpoint))
+        {
+            changed.Add("Metrics:Endpoint");
+        }
+
+        if (old.Tls != current.Tls)
+        {
+            changed.Add("Tls");
+        }
+
+        if (old.DataDirectory != current.DataDirectory)
+        {
+            changed.Add("DataDirectory");
+        }
+
+        return changed.Count == 0 ? null : string.Join(", ", changed);
+    }
+
+    private sealed class ListenerComparer : IEqualityComparer<SmtpListenerSettings>
+    {
+        public static readonly ListenerComparer Instance = new();
+
+        public bool Equals(SmtpListenerSettings? x, SmtpListenerSettings? y) =>
+            x is not null && y is not null && x.EndPoint.Equals(y.EndPoint) && x.Role == y.Role && x.ImplicitTls == y.ImplicitTls && x.ProxyProtocol == y.ProxyProtocol;
+
+        public int GetHashCode(SmtpListenerSettings obj) => obj.EndPoint.GetHashCode();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "configuration changes to {Changed} take effect only after a restart; the running listeners keep the old values")]
+    private static partial void LogRestartNeeded(ILogger logger, string changed);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "configuration reloaded ({Reason}): {Users} users, {Domains} domains")]
     private static partial void LogReloaded(ILogger logger, string reason, int users, int domains);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "configuration not reloaded ({Reason}), the previous one stays in force: {Problems}")]

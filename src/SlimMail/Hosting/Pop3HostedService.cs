@@ -10,11 +10,14 @@ internal sealed class Pop3HostedService : IHostedService, IAsyncDisposable
     private readonly SlimMailSettings _settings;
     private readonly SecurityWiring _security;
     private readonly LiveConfiguration _live;
+    private readonly ListenerRegistry _registry;
     private readonly Microsoft.Extensions.Logging.ILoggerFactory _loggerFactory;
     private Pop3Server? _server;
 
-    public Pop3HostedService(SlimMailSettings settings, SecurityWiring security, LiveConfiguration live, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory)
+    public Pop3HostedService(SlimMailSettings settings, SecurityWiring security, LiveConfiguration live, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory,
+        ListenerRegistry registry)
     {
+        _registry = registry;
         _settings = settings;
         _security = security;
         _live = live;
@@ -38,6 +41,10 @@ internal sealed class Pop3HostedService : IHostedService, IAsyncDisposable
         };
         _server = new Pop3Server(options, _live, _loggerFactory);
         await _server.StartAsync().ConfigureAwait(false);
+        foreach (System.Net.IPEndPoint endPoint in _server.EndPoints)
+        {
+            _registry.Add($"POP3 {endPoint}");
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

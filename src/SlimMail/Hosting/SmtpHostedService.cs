@@ -14,10 +14,12 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
     private readonly ILogger _logger;
     private readonly SecurityWiring _security;
     private readonly LiveConfiguration _live;
+    private readonly ListenerRegistry _registry;
     private SmtpServer? _server;
 
-    public SmtpHostedService(SlimMailSettings settings, SecurityWiring security, LiveConfiguration live, ILoggerFactory loggerFactory)
+    public SmtpHostedService(SlimMailSettings settings, SecurityWiring security, LiveConfiguration live, ILoggerFactory loggerFactory, ListenerRegistry registry)
     {
+        _registry = registry;
         _live = live;
         _settings = settings;
         _security = security;
@@ -51,6 +53,10 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
         };
         _server = new SmtpServer(options, handler, _loggerFactory);
         await _server.StartAsync(cancellationToken).ConfigureAwait(false);
+        for (int i = 0; i < _server.EndPoints.Count; i++)
+        {
+            _registry.Add($"SMTP {_server.EndPoints[i]} ({_settings.Smtp.Listeners[i].Role})");
+        }
 
         foreach (string user in _settings.Users.Keys.Order(StringComparer.Ordinal))
         {
