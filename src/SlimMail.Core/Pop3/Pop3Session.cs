@@ -59,6 +59,7 @@ public sealed partial class Pop3Session
     /// <summary>Runs the dialogue until QUIT, a drop, a timeout or shutdown.</summary>
     public async Task RunAsync()
     {
+        using IDisposable? scope = _logger.BeginScope(new SessionLogScope("pop3", _remote));
         LogConnected(_logger, _remote);
         SlimMailMetrics.Connections.Add(1, new KeyValuePair<string, object?>("protocol", "pop3"));
         try

@@ -39,6 +39,8 @@ public sealed partial class SmtpSession
     private IMessageTransaction? _transaction;
     private MailTransactionContext? _context;
     private byte[]? _body;
+    private int _receivedLength;
+    private string? _messageId;
     private int _bodyFilled;
     private long _messageSize;
     private bool _messageTooBig;
@@ -81,6 +83,7 @@ public sealed partial class SmtpSession
     /// <summary>Runs the dialogue until the client quits, is cut off, or the server stops.</summary>
     public async Task RunAsync()
     {
+        using IDisposable? scope = _logger.BeginScope(new SessionLogScope("smtp", Info.RemoteEndPoint));
         LogConnected(_logger, Info.RemoteEndPoint, Info.LocalEndPoint, Info.Role);
         SlimMailMetrics.Connections.Add(1, new KeyValuePair<string, object?>("protocol", "smtp"));
         try
@@ -654,6 +657,8 @@ public sealed partial class SmtpSession
             _recipients.Count == 1 ? _recipients[0] : null, DateTimeOffset.Now);
         received.CopyTo(_body, 0);
         _bodyFilled = received.Length;
+        _receivedLength = received.Length;
+        _messageId = null;
     }
 
     // Counts what was copied into the body buffer, enforces the size limit, and hands the buffer to the
@@ -683,6 +688,12 @@ public sealed partial class SmtpSession
         {
             _bodyFilled = 0;
             return;
+        }
+
+        if (_messageSize == _bodyFilled - _receivedLength && _logger.IsEnabled(LogLevel.Information))
+        {
+            // The first buffer of the message: its header section is (almost always) here.
+            _messageId = MessageIdHeader.Find(_body.AsSpan(_receivedLength, _bodyFilled - _receivedLength));
         }
 
         try
@@ -726,7 +737,7 @@ public sealed partial class SmtpSession
             double ms = Stopwatch.GetElapsedTime(_transactionStarted).TotalMilliseconds;
             if (_logger.IsEnabled(LogLevel.Information))
             {
-                LogAccepted(_logger, _context!.QueueId, _context.Sender?.ToString() ?? "", string.Join(",", _recipients), _messageSize, ms);
+                LogAccepted(_logger, _context!.QueueId, _context.Sender?.ToString() ?? "", string.Join(",", _recipients), _messageSize, ms, _messageId ?? "-");
             }
 
             await DisposeTransactionAsync().ConfigureAwait(false);
@@ -973,8 +984,8 @@ public sealed partial class SmtpSession
     [LoggerMessage(Level = LogLevel.Debug, Message = "disconnect from {Remote}")]
     private static partial void LogDisconnected(ILogger logger, System.Net.IPEndPoint remote);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: accepted from=<{Sender}> to=<{Recipients}> size={Size} time={ElapsedMs:F1}ms")]
-    private static partial void LogAccepted(ILogger logger, string queueId, string sender, string recipients, long size, double elapsedMs);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: accepted from=<{Sender}> to=<{Recipients}> size={Size} time={ElapsedMs:F1}ms message-id={MessageId}")]
+    private static partial void LogAccepted(ILogger logger, string queueId, string sender, string recipients, long size, double elapsedMs, string messageId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: rejected message from {Remote}: {Reply}")]
     private static partial void LogMessageRejected(ILogger logger, string queueId, System.Net.IPEndPoint remote, string reply);

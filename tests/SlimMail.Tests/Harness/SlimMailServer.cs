@@ -169,6 +169,6 @@ internal sealed partial class SlimMailServer : IAsyncDisposable
         }
     }
 
-    [GeneratedRegex(@"(pop3 )?listening on [^ ]*:(\d+)( \(|$)")]
+    [GeneratedRegex(@"(pop3 )?listening on [^ ]*:(\d+)( \(|$|"")")]
     private static partial Regex ListeningLine();
 }
