@@ -30,4 +30,17 @@ public static class SlimMailMetrics
 
     /// <summary>Failed authentications, by protocol.</summary>
     public static Counter<long> AuthFailures { get; } = Meter.CreateCounter<long>("slimmail_auth_failures_total");
+
+    /// <summary>Sessions started, by protocol and listener role (<c>Mx</c>, <c>Submission</c>, <c>Local</c>; POP3 listeners are <c>Pop3</c>).</summary>
+    public static Counter<long> Sessions { get; } = Meter.CreateCounter<long>("slimmail_sessions_total");
+
+    /// <summary>TLS sessions established (STARTTLS, STLS or implicit TLS), by protocol and TLS version.</summary>
+    public static Counter<long> TlsSessions { get; } = Meter.CreateCounter<long>("slimmail_tls_sessions_total");
+
+    /// <summary>How long a delivery took from the end of data to its outcome, in seconds, by type.</summary>
+    public static Histogram<double> DeliveryDuration { get; } = Meter.CreateHistogram<double>("slimmail_delivery_duration_seconds", "s");
+
+    /// <summary>Records a TLS session of <paramref name="protocol"/> with the negotiated <paramref name="version"/>.</summary>
+    internal static void RecordTls(string protocol, string? version) =>
+        TlsSessions.Add(1, new KeyValuePair<string, object?>("protocol", protocol), new KeyValuePair<string, object?>("version", version ?? "unknown"));
 }

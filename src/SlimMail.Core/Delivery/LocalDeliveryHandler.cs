@@ -187,6 +187,7 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                 }
 
                 DeliveryOutcome outcome;
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 try
                 {
                     outcome = await writer.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -197,6 +198,8 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                     outcome = DeliveryOutcome.TemporaryFailure;
                 }
 
+                SlimMailMetrics.DeliveryDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds,
+                    new KeyValuePair<string, object?>("type", agent.DeliveryType));
                 SlimMailMetrics.Deliveries.Add(1, new KeyValuePair<string, object?>("type", agent.DeliveryType),
                     new KeyValuePair<string, object?>("outcome", outcome switch
                     {

@@ -62,6 +62,12 @@ public sealed partial class Pop3Session
         using IDisposable? scope = _logger.BeginScope(new SessionLogScope("pop3", _remote));
         LogConnected(_logger, _remote);
         SlimMailMetrics.Connections.Add(1, new KeyValuePair<string, object?>("protocol", "pop3"));
+        SlimMailMetrics.Sessions.Add(1, new KeyValuePair<string, object?>("protocol", "pop3"), new KeyValuePair<string, object?>("role", "Pop3"));
+        if (_connection.IsSecure)
+        {
+            SlimMailMetrics.RecordTls("pop3", _connection.TlsVersion);
+        }
+
         try
         {
             Ok("SlimMail POP3 ready");
@@ -214,6 +220,7 @@ public sealed partial class Pop3Session
 
         _input = _connection.Input;
         _replies.Output = _connection.Output;
+        SlimMailMetrics.RecordTls("pop3", _connection.TlsVersion);
         _user = null;
         return true;
     }

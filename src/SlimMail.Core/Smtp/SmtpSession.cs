@@ -86,6 +86,12 @@ public sealed partial class SmtpSession
         using IDisposable? scope = _logger.BeginScope(new SessionLogScope("smtp", Info.RemoteEndPoint));
         LogConnected(_logger, Info.RemoteEndPoint, Info.LocalEndPoint, Info.Role);
         SlimMailMetrics.Connections.Add(1, new KeyValuePair<string, object?>("protocol", "smtp"));
+        SlimMailMetrics.Sessions.Add(1, new KeyValuePair<string, object?>("protocol", "smtp"), new KeyValuePair<string, object?>("role", Info.Role.ToString()));
+        if (_connection.IsSecure)
+        {
+            SlimMailMetrics.RecordTls("smtp", _connection.TlsVersion);
+        }
+
         try
         {
             Reply(new SmtpReply(220, null, _options.Hostname + " ESMTP SlimMail"));
@@ -363,6 +369,7 @@ public sealed partial class SmtpSession
         _input = _connection.Input;
         _replies.Output = _connection.Output;
         Info.TlsDescription = _connection.TlsDescription;
+        SlimMailMetrics.RecordTls("smtp", _connection.TlsVersion);
         // RFC 3207 §4.2: forget everything learned before TLS; the client starts over with EHLO.
         DropTransaction();
         Info.HeloName = null;

@@ -39,6 +39,9 @@ public sealed class SocketConnection : TransportConnection
     public override bool IsSecure => _tls is not null;
 
     /// <inheritdoc />
+    public override string? TlsVersion => _tls is null ? null : ProtocolName(_tls.SslProtocol);
+
+    /// <inheritdoc />
     public override string? TlsDescription => _tls is null ? null
         : $"{ProtocolName(_tls.SslProtocol)} with cipher {_tls.NegotiatedCipherSuite}";
 

@@ -28,6 +28,9 @@ public abstract class TransportConnection : IAsyncDisposable
     /// <summary>The TLS protocol and cipher, such as <c>TLSv1.3 with cipher TLS_AES_256_GCM_SHA384</c>, or null.</summary>
     public virtual string? TlsDescription => null;
 
+    /// <summary>The TLS version (<c>TLSv1.3</c>, <c>TLSv1.2</c>) once TLS is active, else null.</summary>
+    public virtual string? TlsVersion => null;
+
     /// <summary>
     /// Starts TLS as the server (STARTTLS, STLS or implicit TLS). Any plaintext the client sent that was not
     /// yet consumed is discarded, and <see cref="Input"/> and <see cref="Output"/> are replaced: callers

@@ -13,6 +13,10 @@ internal sealed class MetricsCollector : IDisposable
 {
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<(string Name, string Labels), long> _values = new();
+    private readonly ConcurrentDictionary<(string Name, string Labels), HistogramState> _histograms = new();
+
+    // Upper bounds in seconds: a Maildir commit takes a millisecond or two, a program or database longer.
+    private static readonly double[] Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
     public MetricsCollector()
     {
@@ -25,6 +29,8 @@ internal sealed class MetricsCollector : IDisposable
         };
         _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
             _values.AddOrUpdate((instrument.Name, Labels(tags)), value, (_, old) => old + value));
+        _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+            _histograms.GetOrAdd((instrument.Name, Labels(tags)), _ => new HistogramState()).Record(value));
         _listener.Start();
     }
 
@@ -40,12 +46,63 @@ internal sealed class MetricsCollector : IDisposable
             }
         }
 
+        foreach (IGrouping<string, KeyValuePair<(string Name, string Labels), HistogramState>> metric in _histograms.GroupBy(v => v.Key.Name).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            text.Append("# TYPE ").Append(metric.Key).Append(" histogram\n");
+            foreach (KeyValuePair<(string Name, string Labels), HistogramState> value in metric.OrderBy(v => v.Key.Labels, StringComparer.Ordinal))
+            {
+                value.Value.Render(text, metric.Key, value.Key.Labels);
+            }
+        }
+
         text.Append("# HELP slimmail_queue_messages Messages in the outbound queue.\n# TYPE slimmail_queue_messages gauge\n")
             .Append("slimmail_queue_messages ").Append(queuedMessages.ToString(CultureInfo.InvariantCulture)).Append('\n');
         return text.ToString();
     }
 
     public void Dispose() => _listener.Dispose();
+
+    private sealed class HistogramState
+    {
+        private readonly long[] _counts = new long[Buckets.Length];
+        private double _sum;
+        private long _count;
+
+        public void Record(double value)
+        {
+            lock (_counts)
+            {
+                for (int i = 0; i < Buckets.Length; i++)
+                {
+                    if (value <= Buckets[i])
+                    {
+                        _counts[i]++;
+                    }
+                }
+
+                _sum += value;
+                _count++;
+            }
+        }
+
+        // Prometheus buckets are cumulative: le="0.01" counts everything up to 10 ms.
+        public void Render(StringBuilder text, string name, string labels)
+        {
+            lock (_counts)
+            {
+                string inner = labels.Length == 0 ? "" : labels[1..^1] + ",";
+                for (int i = 0; i < Buckets.Length; i++)
+                {
+                    text.Append(name).Append("_bucket{").Append(inner).Append("le=\"").Append(Buckets[i].ToString(CultureInfo.InvariantCulture))
+                        .Append("\"} ").Append(_counts[i].ToString(CultureInfo.InvariantCulture)).Append('\n');
+                }
+
+                text.Append(name).Append("_bucket{").Append(inner).Append("le=\"+Inf\"} ").Append(_count.ToString(CultureInfo.InvariantCulture)).Append('\n');
+                text.Append(name).Append("_sum").Append(labels).Append(' ').Append(_sum.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+                text.Append(name).Append("_count").Append(labels).Append(' ').Append(_count.ToString(CultureInfo.InvariantCulture)).Append('\n');
+            }
+        }
+    }
 
     private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
