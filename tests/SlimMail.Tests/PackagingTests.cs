@@ -109,4 +109,70 @@ public sealed class PackagingTests : IDisposable
         Assert.Equal(0, hash.ExitCode);
         Assert.StartsWith("$pbkdf2-sha256$", hash.Stdout, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task The_single_file_trimmed_executable_publishes_and_serves_mail()
+    {
+        string dist = Path.Combine(_directory, "dist");
+        ProcessResult publish = await ProcessRunner.RunAsync("bash", [Path.Combine(Repository, "deploy", "publish.sh"), dist], timeout: TimeSpan.FromMinutes(8));
+        Assert.True(publish.ExitCode == 0, publish.Output);
+        Assert.Equal(["slimmail"], Directory.GetFiles(dist).Select(Path.GetFileName));
+
+        var info = new System.Diagnostics.ProcessStartInfo(Path.Combine(dist, "slimmail"))
+        {
+            WorkingDirectory = _directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (string argument in new[] { "serve", "--Smtp:Listeners:0:Endpoint=127.0.0.1:0", "--Pop3:Listeners:0:Endpoint=127.0.0.1:0" })
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var server = System.Diagnostics.Process.Start(info)!;
+        try
+        {
+            int port = 0;
+            while (port == 0 && await server.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)) is { } line)
+            {
+                System.Text.RegularExpressions.Match match = System.Text.RegularExpressions.Regex.Match(line, @"SlimMail\.Smtp.* listening on 127\.0\.0\.1:(\d+)");
+                port = match.Success ? int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+            }
+
+            ProcessResult swaks = await ProcessRunner.RunAsync("swaks",
+                ["--server", "127.0.0.1", "--port", port.ToString(CultureInfo.InvariantCulture), "--to", "root@localhost", "--body", "from the trimmed build"]);
+            Assert.True(swaks.ExitCode == 0, swaks.Output);
+            string mail = Path.Combine(_directory, "slimmail-data", "mail", "local", "new");
+            Assert.Contains("from the trimmed build", await File.ReadAllTextAsync(Assert.Single(Directory.GetFiles(mail))), StringComparison.Ordinal);
+        }
+        finally
+        {
+            server.Kill();
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task The_dockerfile_is_multi_stage_unprivileged_with_a_data_volume_and_its_config_is_valid()
+    {
+        // No container engine runs here, so the Dockerfile is linted; its default configuration is checked for real.
+        string[] lines = (await File.ReadAllLinesAsync(Path.Combine(Repository, "Dockerfile")))
+            .Where(l => l.Length > 0 && !l.StartsWith('#')).ToArray();
+        string[] from = lines.Where(l => l.StartsWith("FROM ", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(2, from.Length);
+        Assert.All(from, f => Assert.Matches(@"^FROM mcr\.microsoft\.com/dotnet/[a-z-]+:10\.0 AS \w+$", f));
+        int runtime = Array.IndexOf(lines, from[1]);
+        string[] final = lines[runtime..];
+        Assert.Contains("USER slimmail", final);
+        Assert.Contains(final, l => l.StartsWith("COPY --from=build ", StringComparison.Ordinal));
+        Assert.Contains("VOLUME [\"/var/lib/slimmail\"]", final);
+        Assert.Contains(final, l => l.StartsWith("EXPOSE 25 ", StringComparison.Ordinal));
+        Assert.Contains(final, l => l.StartsWith("ENTRYPOINT [\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.StartsWith("ADD ", StringComparison.Ordinal) || l.Contains(":latest", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.StartsWith("USER ", StringComparison.Ordinal));
+
+        ProcessResult check = await ProcessRunner.RunAsync("dotnet",
+            [Path.Combine(AppContext.BaseDirectory, "slimmail.dll"), "check-config", "--config", Path.Combine(Repository, "deploy", "container.json")]);
+        Assert.True(check.ExitCode == 0, check.Output);
+    }
 }

@@ -96,6 +96,6 @@ internal sealed partial class SmtpHostedService : IHostedService, IAsyncDisposab
     [LoggerMessage(Level = LogLevel.Information, Message = "stopping: closing listeners, draining open transactions for up to {Timeout}")]
     private static partial void LogStopping(ILogger logger, TimeSpan timeout);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Mail for user {User} goes to delivery {Delivery} ({Type})")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "mail for user {User} goes to delivery {Delivery} ({Type})")]
     private static partial void LogMailDelivery(ILogger logger, string user, string delivery, string type);
 }
