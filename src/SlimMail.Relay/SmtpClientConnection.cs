@@ -31,7 +31,15 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public IReadOnlyDictionary<string, string> Extensions { get; private set; } = new Dictionary<string, string>();
 
     /// <summary>Connects and reads the greeting; throws <see cref="SmtpClientException"/> when the server refuses.</summary>
-    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public static Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        ConnectAsync(host, port, timeout, implicitTls: false, validateCertificate: true, cancellationToken);
+
+    /// <summary>
+    /// Connects (with TLS from the first byte when <paramref name="implicitTls"/>, as on port 465) and reads
+    /// the greeting; throws <see cref="SmtpClientException"/> when the server refuses.
+    /// </summary>
+    public static async Task<SmtpClientConnection> ConnectAsync(string host, int port, TimeSpan timeout, bool implicitTls, bool validateCertificate,
+        CancellationToken cancellationToken = default)
     {
         var tcp = new TcpClient { NoDelay = true };
         try
@@ -47,6 +55,19 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         }
 
         var connection = new SmtpClientConnection(tcp, timeout);
+        if (implicitTls)
+        {
+            try
+            {
+                await connection.NegotiateTlsAsync(host, validateCertificate, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+
         SmtpClientReply greeting = await connection.ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         if (greeting.Code != 220)
         {
@@ -82,6 +103,15 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     public async Task StartTlsAsync(string host, string helloName, bool validate, CancellationToken cancellationToken = default)
     {
         Expect(await CommandAsync("STARTTLS", cancellationToken).ConfigureAwait(false), 220);
+        await NegotiateTlsAsync(host, validate, cancellationToken).ConfigureAwait(false);
+        await HelloAsync(helloName, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>True once TLS is active on the connection.</summary>
+    public bool IsSecure => _stream is SslStream;
+
+    private async Task NegotiateTlsAsync(string host, bool validate, CancellationToken cancellationToken)
+    {
         var tls = new SslStream(_stream, leaveInnerStreamOpen: false);
         var options = new SslClientAuthenticationOptions { TargetHost = host };
         if (!validate)
@@ -95,7 +125,6 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         await tls.AuthenticateAsClientAsync(options, cts.Token).ConfigureAwait(false);
         _stream = tls;
         _start = _end = 0;
-        await HelloAsync(helloName, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>AUTH PLAIN (RFC 4954).</summary>
@@ -106,15 +135,64 @@ public sealed class SmtpClientConnection : IAsyncDisposable
     }
 
     /// <summary>MAIL FROM; throws on refusal.</summary>
-    public async Task MailAsync(string sender, CancellationToken cancellationToken = default)
+    public Task MailAsync(string sender, CancellationToken cancellationToken = default) => MailAsync(sender, 0, false, cancellationToken);
+
+    /// <summary>
+    /// MAIL FROM with <c>SIZE=</c> (RFC 1870) when the server offers it, <c>BODY=8BITMIME</c> and <c>SMTPUTF8</c>
+    /// (when <paramref name="smtpUtf8"/> or the sender needs it, and the server offers it); throws on refusal.
+    /// </summary>
+    public async Task MailAsync(string sender, long size, bool smtpUtf8, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(sender);
         string parameters = Extensions.ContainsKey("8BITMIME") ? " BODY=8BITMIME" : "";
-        if (Extensions.ContainsKey("SMTPUTF8") && !Ascii.IsValid(sender))
+        if (Extensions.ContainsKey("SMTPUTF8") && (smtpUtf8 || !Ascii.IsValid(sender)))
         {
             parameters += " SMTPUTF8";
         }
 
+        if (size > 0 && Extensions.ContainsKey("SIZE"))
+        {
+            parameters += " SIZE=" + size.ToString(CultureInfo.InvariantCulture);
+        }
+
         Expect(await CommandAsync($"MAIL FROM:<{sender}>{parameters}", cancellationToken).ConfigureAwait(false), 250);
+    }
+
+    /// <summary>
+    /// RCPT TO for each recipient, one reply each, in order. With <c>PIPELINING</c> (RFC 2920) all commands
+    /// go out in one write and the replies are read afterwards.
+    /// </summary>
+    public async Task<IReadOnlyList<SmtpClientReply>> RecipientsAsync(IReadOnlyList<string> recipients, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(recipients);
+        var replies = new List<SmtpClientReply>(recipients.Count);
+        if (!Extensions.ContainsKey("PIPELINING"))
+        {
+            foreach (string recipient in recipients)
+            {
+                replies.Add(await RecipientAsync(recipient, cancellationToken).ConfigureAwait(false));
+            }
+
+            return replies;
+        }
+
+        var batch = new StringBuilder();
+        foreach (string recipient in recipients)
+        {
+            batch.Append("RCPT TO:<").Append(recipient).Append(">\r\n");
+        }
+
+        using (var cts = Timeout(cancellationToken))
+        {
+            await _stream.WriteAsync(Encoding.UTF8.GetBytes(batch.ToString()), cts.Token).ConfigureAwait(false);
+        }
+
+        foreach (string _ in recipients)
+        {
+            replies.Add(await ReadReplyAsync(cancellationToken).ConfigureAwait(false));
+        }
+
+        return replies;
     }
 
     /// <summary>RCPT TO; returns the server's reply for this recipient (accepted or not).</summary>
@@ -133,7 +211,8 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         using var cts = Timeout(cancellationToken);
         await _stream.WriteAsync(DotStuff(message.Span), cts.Token).ConfigureAwait(false);
         await _stream.WriteAsync("\r\n.\r\n"u8.ToArray().AsMemory(message.Span.EndsWith("\r\n"u8) ? 2 : 0), cts.Token).ConfigureAwait(false);
-        return await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        // RFC 5321 §4.5.3.2.6: wait up to 10 minutes for the reply to the end of data.
+        return await ReadReplyAsync(cancellationToken, TimeSpan.FromMinutes(10) > _timeout ? TimeSpan.FromMinutes(10) : _timeout).ConfigureAwait(false);
     }
 
     /// <summary>QUIT, ignoring errors: the message is already accepted or refused.</summary>
@@ -197,10 +276,11 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         return cts;
     }
 
-    private async Task<SmtpClientReply> ReadReplyAsync(CancellationToken cancellationToken)
+    private async Task<SmtpClientReply> ReadReplyAsync(CancellationToken cancellationToken, TimeSpan? timeout = null)
     {
         var lines = new List<string>();
-        using var cts = Timeout(cancellationToken);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout ?? _timeout);
         while (true)
         {
             string line = await ReadLineAsync(cts.Token).ConfigureAwait(false);

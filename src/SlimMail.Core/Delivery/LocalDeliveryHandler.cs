@@ -20,6 +20,7 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
     private readonly ILogger _logger;
     private readonly Func<string, bool> _allowAnySender;
     private readonly string _hostname;
+    private readonly IDeliveryAgent? _relay;
     private readonly Func<MailTransactionContext, MailAddress, byte[], CancellationToken, ValueTask>? _relayNotification;
 
     /// <summary>Creates the handler.</summary>
@@ -30,10 +31,13 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
     /// <param name="allowAnySender">Whether an authenticated user may use any MAIL FROM (<c>Users.*.AllowAnySender</c>).</param>
     /// <param name="hostname">The name delivery-status notifications are sent from; the machine's name if null.</param>
     /// <param name="relayNotification">Sends a notification to a sender in another domain; without it such notifications are logged and dropped.</param>
+    /// <param name="relay">Where recipients in other domains go (the outbound queue); without it they are refused.</param>
     public LocalDeliveryHandler(RecipientPolicy policy, Func<string, IDeliveryAgent> agentFor, ILogger logger, long maxMessageSize = 0,
         Func<string, bool>? allowAnySender = null, string? hostname = null,
-        Func<MailTransactionContext, MailAddress, byte[], CancellationToken, ValueTask>? relayNotification = null)
+        Func<MailTransactionContext, MailAddress, byte[], CancellationToken, ValueTask>? relayNotification = null,
+        IDeliveryAgent? relay = null)
     {
+        _relay = relay;
         _hostname = hostname ?? System.Net.Dns.GetHostName();
         _relayNotification = relayNotification;
         _policy = policy;
@@ -113,6 +117,7 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
         private readonly LocalDeliveryHandler _owner;
         private readonly MailTransactionContext _context;
         private readonly List<DeliveryRecipient> _recipients = new(1);
+        private readonly List<DeliveryRecipient> _relayed = [];
         private readonly List<(IDeliveryAgent Agent, IDeliveryWriter Writer, List<DeliveryRecipient> Recipients)> _writers = new(1);
         private System.Buffers.ArrayBufferWriter<byte>? _headers;
         private bool _started;
@@ -143,7 +148,18 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
 
                     return ValueTask.FromResult(SmtpReplies.RecipientOk);
                 case RecipientAction.Relay:
-                    return ValueTask.FromResult(RelayUnavailable);
+                    if (_owner._relay is null)
+                    {
+                        return ValueTask.FromResult(RelayUnavailable);
+                    }
+
+                    string address = recipient.ToString();
+                    if (!_relayed.Exists(r => string.Equals(r.Address.ToString(), address, StringComparison.OrdinalIgnoreCase)))
+                    {
+                        _relayed.Add(new DeliveryRecipient("", recipient));
+                    }
+
+                    return ValueTask.FromResult(SmtpReplies.RecipientOk);
                 default:
                     return ValueTask.FromResult(decision.Reply!);
             }
@@ -299,6 +315,11 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
                 {
                     groups[index].Recipients.Add(recipient);
                 }
+            }
+
+            if (_relayed.Count > 0)
+            {
+                groups.Add((_owner._relay!, _relayed));
             }
 
             // Maildirs last: they rarely fail, so a database or program that fails first costs no duplicate.

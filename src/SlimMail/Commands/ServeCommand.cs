@@ -47,9 +47,11 @@ internal static partial class ServeCommand
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout + TimeSpan.FromSeconds(10));
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton<SecurityWiring>();
+        builder.Services.AddSingleton<RelayWiring>();
         builder.Services.AddSingleton<LiveConfiguration>();
         builder.Services.AddSingleton<ListenerRegistry>();
         builder.Services.AddSingleton(new ConfigurationReloader.Source(configFile, overrides));
+        builder.Services.AddHostedService<RelayHostedService>();
         builder.Services.AddHostedService<SmtpHostedService>();
         builder.Services.AddHostedService<Pop3HostedService>();
         builder.Services.AddHostedService<MetricsHostedService>();

@@ -40,4 +40,31 @@ internal static class EndpointParser
         endPoint = new IPEndPoint(address, port);
         return true;
     }
+
+    /// <summary><c>host:port</c> where the host may be a name (a smarthost: <c>smtp.example.net:587</c>) or an address.</summary>
+    public static bool TryParseHost(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out DnsEndPoint? endPoint)
+    {
+        endPoint = null;
+        if (TryParse(text, out IPEndPoint? address))
+        {
+            endPoint = new DnsEndPoint(address.Address.ToString(), address.Port);
+            return true;
+        }
+
+        int colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port)
+            || port is 0 or > 65535)
+        {
+            return false;
+        }
+
+        string host = text[..colon];
+        if (Uri.CheckHostName(host) != UriHostNameType.Dns)
+        {
+            return false;
+        }
+
+        endPoint = new DnsEndPoint(host, port);
+        return true;
+    }
 }

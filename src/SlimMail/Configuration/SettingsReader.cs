@@ -87,10 +87,7 @@ internal sealed class SettingsReader
             ConfigFile = configFile,
         };
 
-        if (settings.RelayMode != "None")
-        {
-            Error("Relay:Mode", $"'{settings.RelayMode}': outbound relay is not available in this version of SlimMail; use None");
-        }
+        settings = settings with { Relay = ReadRelay(settings.RelayMode) };
 
         settings = settings with
         {
@@ -375,6 +372,88 @@ internal sealed class SettingsReader
         }
 
         return deliveries;
+    }
+
+    private RelaySettings ReadRelay(string mode)
+    {
+        WarnUnknown(_configuration.GetSection("Relay"), "Relay:", new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+        {
+            "Mode", "Smarthost", "Username", "Password", "ImplicitTls", "RetryDelays", "MaxQueueTime", "DnsServers",
+            "MaxConcurrentDeliveries", "MaxConcurrentPerDestination",
+        });
+        var relay = new RelaySettings
+        {
+            Mode = mode,
+            Username = String("Relay:Username"),
+            Password = String("Relay:Password"),
+            ImplicitTls = Bool("Relay:ImplicitTls", false),
+            MaxQueueTime = Duration("Relay:MaxQueueTime", TimeSpan.FromDays(5)),
+            MaxConcurrentDeliveries = Int("Relay:MaxConcurrentDeliveries", 20, min: 1),
+            MaxConcurrentPerDestination = Int("Relay:MaxConcurrentPerDestination", 4, min: 1),
+        };
+        if (String("Relay:Smarthost") is { } smarthost)
+        {
+            if (EndpointParser.TryParseHost(smarthost, out DnsEndPoint? endPoint))
+            {
+                relay = relay with { Smarthost = endPoint };
+            }
+            else
+            {
+                Error("Relay:Smarthost", $"'{smarthost}' is not host:port");
+            }
+        }
+        else if (mode == "Smarthost")
+        {
+            Error("Relay:Smarthost", "is required when Relay:Mode is Smarthost");
+        }
+
+        if (mode == "Mx")
+        {
+            Error("Relay:Mode", "Mx delivery (by DNS) is not available in this version of SlimMail; use Smarthost or None");
+        }
+
+        if (relay.Password is not null && relay.Username is null)
+        {
+            Error("Relay:Username", "is required when Relay:Password is set");
+        }
+
+        var delays = new List<TimeSpan>();
+        foreach (IConfigurationSection item in _configuration.GetSection("Relay:RetryDelays").GetChildren())
+        {
+            if (TimeSpan.TryParse(item.Value, CultureInfo.InvariantCulture, out TimeSpan delay) && delay > TimeSpan.Zero)
+            {
+                delays.Add(delay);
+            }
+            else
+            {
+                Error(item.Path, $"'{item.Value}' is not a positive duration such as 00:05:00");
+            }
+        }
+
+        if (delays.Count > 0)
+        {
+            relay = relay with { RetryDelays = delays };
+        }
+
+        var dnsServers = new List<IPEndPoint>();
+        foreach (IConfigurationSection item in _configuration.GetSection("Relay:DnsServers").GetChildren())
+        {
+            string text = item.Value ?? "";
+            if (IPAddress.TryParse(text, out IPAddress? address))
+            {
+                dnsServers.Add(new IPEndPoint(address, 53));
+            }
+            else if (IPEndPoint.TryParse(text, out IPEndPoint? endPoint) && endPoint.Port != 0)
+            {
+                dnsServers.Add(endPoint);
+            }
+            else
+            {
+                Error(item.Path, $"'{text}' is not an IP address or IP:port");
+            }
+        }
+
+        return relay with { DnsServers = dnsServers };
     }
 
     // A program SlimMail runs: split like a shell would, so a quoting mistake is reported now, not at the first message.

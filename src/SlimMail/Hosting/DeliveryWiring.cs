@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using SlimMail.Delivery;
 using SlimMail.Host.Configuration;
 using SlimMail.PostgreSql;
+using SlimMail.Relay.Queue;
 
 namespace SlimMail.Host.Hosting;
 
@@ -19,8 +20,10 @@ internal sealed class DeliveryWiring : IMailboxStore
     /// <param name="settings">The configuration in force.</param>
     /// <param name="logger">Where deliveries log failures.</param>
     /// <param name="postgreSql">The store for a connection string, shared across reloads so pools are not leaked.</param>
-    public DeliveryWiring(SlimMailSettings settings, ILogger logger, Func<string, PostgreSqlStore> postgreSql)
+    /// <param name="queue">The outbound queue, when a relay is configured.</param>
+    public DeliveryWiring(SlimMailSettings settings, ILogger logger, Func<string, PostgreSqlStore> postgreSql, OutboundQueue? queue = null)
     {
+        _queue = queue;
         _settings = settings;
         _logger = logger;
         foreach ((string user, UserSettings userSettings) in settings.Users)
@@ -43,6 +46,7 @@ internal sealed class DeliveryWiring : IMailboxStore
     }
 
     private readonly ILogger _logger;
+    private readonly OutboundQueue? _queue;
 
     public MaildirStore Store { get; }
 
@@ -54,7 +58,10 @@ internal sealed class DeliveryWiring : IMailboxStore
         var policy = new RecipientPolicy(routing, relayEnabled: !string.Equals(_settings.RelayMode, "None", StringComparison.Ordinal));
         return new LocalDeliveryHandler(policy, AgentOf, _logger,
             allowAnySender: user => _settings.Users.TryGetValue(user, out UserSettings? u) && u.AllowAnySender,
-            hostname: _settings.Hostname);
+            hostname: _settings.Hostname,
+            relayNotification: _queue is null ? null : async (_, sender, report, cancellationToken) =>
+                await _queue.EnqueueAsync("", [sender.ToString()], report, cancellationToken).ConfigureAwait(false),
+            relay: _queue);
     }
 
     /// <summary>The delivery a user's mail goes to: the one named by <c>Users.NAME.Delivery</c>, else their Maildir.</summary>

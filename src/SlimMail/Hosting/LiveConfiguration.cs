@@ -19,9 +19,12 @@ internal sealed partial class LiveConfiguration : IMessageHandler, IAuthenticato
 
     private readonly ConcurrentDictionary<string, PostgreSqlStore> _postgreSql = new(StringComparer.Ordinal);
 
-    public LiveConfiguration(SlimMailSettings settings, SecurityWiring security)
+    private readonly RelayWiring _relay;
+
+    public LiveConfiguration(SlimMailSettings settings, SecurityWiring security, RelayWiring relay)
     {
         Security = security;
+        _relay = relay;
         _current = Build(settings);
     }
 
@@ -82,7 +85,7 @@ internal sealed partial class LiveConfiguration : IMessageHandler, IAuthenticato
     private Generation Build(SlimMailSettings settings)
     {
         var delivery = new DeliveryWiring(settings, Security.DeliveryLogger,
-            connectionString => _postgreSql.GetOrAdd(connectionString, c => new PostgreSqlStore(c, Security.DeliveryLogger)));
+            connectionString => _postgreSql.GetOrAdd(connectionString, c => new PostgreSqlStore(c, Security.DeliveryLogger)), _relay.Queue);
         return new Generation(settings, delivery, delivery.CreateHandler(), SecurityWiring.CreateAuthenticator(settings));
     }
 

@@ -34,7 +34,7 @@ internal sealed class MetricsCollector : IDisposable
         _listener.Start();
     }
 
-    public string Render(int queuedMessages)
+    public string Render(int queuedMessages, TimeSpan oldestQueued)
     {
         var text = new StringBuilder();
         foreach (IGrouping<string, KeyValuePair<(string Name, string Labels), long>> metric in _values.GroupBy(v => v.Key.Name).OrderBy(g => g.Key, StringComparer.Ordinal))
@@ -56,7 +56,9 @@ internal sealed class MetricsCollector : IDisposable
         }
 
         text.Append("# HELP slimmail_queue_messages Messages in the outbound queue.\n# TYPE slimmail_queue_messages gauge\n")
-            .Append("slimmail_queue_messages ").Append(queuedMessages.ToString(CultureInfo.InvariantCulture)).Append('\n');
+            .Append("slimmail_queue_messages ").Append(queuedMessages.ToString(CultureInfo.InvariantCulture)).Append('\n')
+            .Append("# HELP slimmail_queue_oldest_age_seconds Age of the oldest message in the outbound queue.\n# TYPE slimmail_queue_oldest_age_seconds gauge\n")
+            .Append("slimmail_queue_oldest_age_seconds ").Append(((long)oldestQueued.TotalSeconds).ToString(CultureInfo.InvariantCulture)).Append('\n');
         return text.ToString();
     }
 

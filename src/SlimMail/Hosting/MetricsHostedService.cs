@@ -10,13 +10,15 @@ namespace SlimMail.Host.Hosting;
 /// <summary><c>Metrics.Endpoint</c>: <c>GET /metrics</c> (Prometheus text) and <c>GET /healthz</c> on Kestrel.</summary>
 internal sealed partial class MetricsHostedService : IHostedService, IAsyncDisposable
 {
+    private readonly RelayWiring _relay;
     private readonly SlimMailSettings _settings;
     private readonly ILogger _logger;
     private MetricsCollector? _collector;
     private WebApplication? _app;
 
-    public MetricsHostedService(SlimMailSettings settings, ILoggerFactory loggerFactory)
+    public MetricsHostedService(SlimMailSettings settings, ILoggerFactory loggerFactory, RelayWiring relay)
     {
+        _relay = relay;
         _settings = settings;
         _logger = loggerFactory.CreateLogger("SlimMail.Metrics");
         // Listen from the start, so counts include everything since the server started.
@@ -38,7 +40,7 @@ internal sealed partial class MetricsHostedService : IHostedService, IAsyncDispo
         builder.WebHost.UseKestrel(options => options.Listen(endpoint));
         WebApplication app = builder.Build();
         MetricsCollector collector = _collector;
-        app.MapGet("/metrics", () => Results.Text(collector.Render(queuedMessages: 0), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapGet("/metrics", () => Results.Text(collector.Render(_relay.QueuedMessages, _relay.Scheduler?.OldestAge ?? TimeSpan.Zero), "text/plain; version=0.0.4; charset=utf-8"));
         app.MapGet("/healthz", () => Results.Text("ok"));
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         _app = app;

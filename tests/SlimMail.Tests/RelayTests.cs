@@ -1,0 +1,256 @@
+using System.Globalization;
+using System.Text.Json;
+using SlimMail.Tests.Harness;
+
+namespace SlimMail.Tests;
+
+/// <summary>
+/// Outbound relay through a smarthost (a real SMTP server on loopback that accepts, defers and rejects per
+/// recipient): the durable queue, retries, bounces checked as RFC 3464 reports, kill -9 in the middle, and
+/// the <c>slimmail queue</c> commands.
+/// </summary>
+[Collection(ServerCollection.Name)]
+public sealed class RelayTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("slimmail-relay-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private static string Config(int smarthost, string retryDelays = "\"00:00:01\"", string maxQueueTime = "1.00:00:00") => $$"""
+        {
+          "Hostname": "mx.example.test",
+          "DataDirectory": "$DATA",
+          "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:0", "Role": "Local" }, { "Endpoint": "127.0.0.1:0", "Role": "Mx" } ] },
+          "Domains": { "example.test": { "Mailboxes": { "alice": "alice" } } },
+          "Users": { "alice": {} },
+          "Relay": { "Mode": "Smarthost", "Smarthost": "127.0.0.1:{{smarthost}}", "RetryDelays": [ {{retryDelays}} ], "MaxQueueTime": "{{maxQueueTime}}" }
+        }
+        """;
+
+    private Task<SlimMailServer> StartAsync(string config) => SlimMailServer.StartAsync(config, listeners: 2, directory: _directory);
+
+    private static async Task<string> SendAsync(int port, string sender, string body, params string[] recipients)
+    {
+        const string script = """
+            import smtplib, sys
+            s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))
+            s.ehlo('cron.example.test')
+            s.mail(sys.argv[2])
+            codes = [s.rcpt(r)[0] for r in sys.argv[4:]]
+            code, msg = s.data(sys.argv[3].encode())
+            print(codes, code, msg.decode())
+            s.quit()
+            """;
+        ProcessResult result = await ProcessRunner.PythonAsync(script, [port.ToString(CultureInfo.InvariantCulture), sender, body, .. recipients]);
+        Assert.True(result.ExitCode == 0, result.Output);
+        return result.Stdout;
+    }
+
+    private static async Task<ProcessResult> QueueAsync(SlimMailServer server, params string[] arguments) =>
+        await ProcessRunner.RunAsync("dotnet", [SlimMailServer.SlimMailDll, "queue", .. arguments, "--config", Path.Combine(server.Directory, "slimmail.json")]);
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what, int seconds = 30)
+    {
+        for (int i = 0; i < seconds * 20 && !condition(); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(condition(), what);
+    }
+
+    // Python's email package reads the report as a mail client would.
+    private static async Task<JsonElement> ParseReportAsync(string message)
+    {
+        const string parse = """
+            import email, sys, json
+            from email import policy
+            m = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.default)
+            parts = list(m.iter_parts())
+            status = parts[1].get_payload()
+            print(json.dumps({
+              'from': m['From'], 'ct': m.get_content_type(), 'report': m.get_param('report-type'),
+              'types': [p.get_content_type() for p in parts],
+              'per_message': dict(status[0].items()), 'recipients': [dict(r.items()) for r in status[1:]],
+              'headers': parts[2].get_payload() if isinstance(parts[2].get_payload(), str) else str(parts[2].get_payload()[0]),
+            }))
+            """;
+        ProcessResult parsed = await ProcessRunner.RunAsync("python3", ["-c", parse], stdin: message);
+        Assert.True(parsed.ExitCode == 0, parsed.Output);
+        return JsonDocument.Parse(parsed.Stdout).RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task Relayed_mail_is_delivered_per_recipient_retried_after_451_and_bounced_after_550()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        await using SlimMailServer server = await StartAsync(Config(smarthost.Port));
+
+        string reply = await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: outbound\r\nMessage-ID: <out-1@example.test>\r\n\r\nto the world\r\n",
+            "accept@remote.test", "defer@remote.test", "reject@remote.test");
+        Assert.Contains("[250, 250, 250] 250", reply, StringComparison.Ordinal);
+
+        await smarthost.WaitForAsync(m => m.Recipients.Contains("accept@remote.test"));
+        // The deferred recipient is retried (after the 1 s retry delay), and takes the mail once the server does.
+        await WaitUntilAsync(() => smarthost.RecipientAttempts.Count(a => a == "defer@remote.test") >= 2, "defer@remote.test was not retried");
+        smarthost.Deferring = false;
+        await smarthost.WaitForAsync(m => m.Recipients.Contains("defer@remote.test"));
+        Assert.Single(smarthost.To("accept@remote.test"));
+        Assert.Single(smarthost.To("defer@remote.test"));
+        Assert.Equal(1, smarthost.RecipientAttempts.Count(a => a == "reject@remote.test"));
+        ScriptedSmarthost.Received delivered = smarthost.To("accept@remote.test").Single();
+        Assert.Equal("alice@example.test", delivered.Sender);
+        // The smarthost's own Received: comes first, then ours.
+        Assert.Contains("\r\nReceived: from cron.example.test", delivered.Data, StringComparison.Ordinal);
+        Assert.EndsWith("\r\n\r\nto the world\r\n", delivered.Data, StringComparison.Ordinal);
+
+        // alice is local: her bounce lands in her Maildir.
+        await WaitUntilAsync(() => server.Messages("alice").Length == 1, "no bounce reached alice");
+        string bounce = await File.ReadAllTextAsync(server.Messages("alice")[0]);
+        JsonElement report = await ParseReportAsync(bounce.Replace("\n", "\r\n", StringComparison.Ordinal));
+        Assert.Equal("multipart/report", report.GetProperty("ct").GetString());
+        Assert.Equal("delivery-status", report.GetProperty("report").GetString());
+        Assert.Equal(["text/plain", "message/delivery-status", "text/rfc822-headers"], report.GetProperty("types").EnumerateArray().Select(t => t.GetString()));
+        Assert.Contains("MAILER-DAEMON@mx.example.test", report.GetProperty("from").GetString(), StringComparison.Ordinal);
+        JsonElement failed = Assert.Single(report.GetProperty("recipients").EnumerateArray());
+        Assert.Equal("rfc822; reject@remote.test", failed.GetProperty("Final-Recipient").GetString());
+        Assert.Equal("failed", failed.GetProperty("Action").GetString());
+        Assert.Equal("5.1.1", failed.GetProperty("Status").GetString());
+        Assert.Equal("dns; 127.0.0.1", failed.GetProperty("Remote-MTA").GetString());
+        Assert.StartsWith("smtp; 550 5.1.1", failed.GetProperty("Diagnostic-Code").GetString(), StringComparison.Ordinal);
+        Assert.Contains("Message-ID: <out-1@example.test>", report.GetProperty("headers").GetString(), StringComparison.Ordinal);
+
+        await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
+        Assert.Contains("queue is empty", (await QueueAsync(server, "list")).Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_remote_sender_gets_its_bounce_through_the_smarthost_from_the_null_sender_and_a_bounce_never_bounces()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        await using SlimMailServer server = await StartAsync(Config(smarthost.Port));
+        await SendAsync(server.SmtpPorts[0], "accept-sender@remote.test", "Subject: one\r\n\r\nx\r\n", "reject@remote.test");
+        ScriptedSmarthost.Received bounce = await smarthost.WaitForAsync(m => m.Recipients.Contains("accept-sender@remote.test"));
+        Assert.Equal("", bounce.Sender);
+        JsonElement report = await ParseReportAsync(bounce.Data[bounce.Data.IndexOf("From:", StringComparison.Ordinal)..]);
+        Assert.Equal("rfc822; reject@remote.test", report.GetProperty("recipients")[0].GetProperty("Final-Recipient").GetString());
+
+        // The sender itself is refused: its bounce fails too, and nothing more is sent about it.
+        await SendAsync(server.SmtpPorts[0], "reject-sender@remote.test", "Subject: two\r\n\r\nx\r\n", "reject@remote.test");
+        await server.WaitForLogAsync("undeliverable bounce (null sender): dropped", TimeSpan.FromSeconds(30));
+        await Task.Delay(1500);
+        Assert.Equal(1, smarthost.RecipientAttempts.Count(a => a == "reject-sender@remote.test"));
+        Assert.Single(smarthost.Messages);
+    }
+
+    [Fact]
+    public async Task The_mx_listener_stays_closed_to_relaying_when_a_smarthost_is_configured()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        await using SlimMailServer server = await StartAsync(Config(smarthost.Port));
+        const string script = """
+            import smtplib, sys
+            s = smtplib.SMTP('127.0.0.1', int(sys.argv[1])); s.ehlo('spammer.test'); s.mail('x@spam.test')
+            print(s.rcpt('accept@remote.test')); s.quit()
+            """;
+        ProcessResult result = await ProcessRunner.PythonAsync(script, server.SmtpPorts[1].ToString(CultureInfo.InvariantCulture));
+        // 554 5.7.1 "Relay access denied", as Postfix answers when a relay exists but the client may not use it.
+        Assert.Contains("(554, b'5.7.1 Relay access denied')", result.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Kill_9_after_a_partial_delivery_resumes_with_only_the_recipients_still_pending()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        string config = Config(smarthost.Port, retryDelays: "\"01:00:00\"");
+        SlimMailServer server = await StartAsync(config);
+        await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: half\r\n\r\nx\r\n", "accept@remote.test", "defer@remote.test");
+        await smarthost.WaitForAsync(m => m.Recipients.Contains("accept@remote.test"));
+        await WaitUntilAsync(() => File.ReadAllText(Directory.GetFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Single()).Contains("mailbox busy", StringComparison.Ordinal),
+            "the deferral was not written to the envelope");
+
+        ProcessResult list = await QueueAsync(server, "list");
+        Assert.Matches(@"^[0-9A-F]{13}  \d+s  \d+ bytes  from <alice@example.test>", list.Stdout);
+        Assert.Contains("<accept@remote.test> delivered", list.Stdout, StringComparison.Ordinal);
+        Assert.Contains("<defer@remote.test> pending, 1 attempt(s), next in ", list.Stdout, StringComparison.Ordinal);
+        Assert.Contains("451 4.2.0", list.Stdout, StringComparison.Ordinal);
+
+        await server.KillAsync();
+        await server.DisposeAsync();
+        smarthost.Deferring = false;
+        await using SlimMailServer restarted = await StartAsync(config);
+        // The retry is an hour away; flush makes it now.
+        ProcessResult flush = await QueueAsync(restarted, "flush");
+        Assert.Equal(0, flush.ExitCode);
+        await smarthost.WaitForAsync(m => m.Recipients.Contains("defer@remote.test"));
+        await Task.Delay(500);
+        Assert.Single(smarthost.To("accept@remote.test"));
+        Assert.Single(smarthost.To("defer@remote.test"));
+        Assert.Equal(["defer@remote.test"], smarthost.Messages.Last().Recipients);
+    }
+
+    [Fact]
+    public async Task Kill_9_during_data_loses_nothing_and_the_message_is_sent_once_after_restart()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        var gate = new TaskCompletionSource();
+        smarthost.CommitGate = gate;
+        string config = Config(smarthost.Port);
+        SlimMailServer server = await StartAsync(config);
+        await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: crash\r\n\r\nsurvive me\r\n", "accept@remote.test");
+        await smarthost.CommitStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await server.KillAsync();
+        await server.DisposeAsync();
+        smarthost.CommitGate = null;
+        gate.SetResult();
+
+        await using SlimMailServer restarted = await StartAsync(config);
+        ScriptedSmarthost.Received received = await smarthost.WaitForAsync(m => m.Recipients.Contains("accept@remote.test"));
+        Assert.Contains("survive me", received.Data, StringComparison.Ordinal);
+        await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(restarted.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
+        Assert.Single(smarthost.Messages);
+    }
+
+    [Fact]
+    public async Task A_message_past_max_queue_time_bounces_with_4_4_7_and_the_last_error()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        await using SlimMailServer server = await StartAsync(Config(smarthost.Port, maxQueueTime: "00:00:02"));
+        await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: slow\r\n\r\nx\r\n", "defer@remote.test");
+        await WaitUntilAsync(() => server.Messages("alice").Length == 1, "no expiry bounce reached alice");
+        JsonElement report = await ParseReportAsync((await File.ReadAllTextAsync(server.Messages("alice")[0])).Replace("\n", "\r\n", StringComparison.Ordinal));
+        JsonElement failed = report.GetProperty("recipients")[0];
+        Assert.Equal("4.4.7", failed.GetProperty("Status").GetString());
+        Assert.Contains("451 4.2.0", failed.GetProperty("Diagnostic-Code").GetString(), StringComparison.Ordinal);
+        Assert.Empty(smarthost.Messages);
+    }
+
+    [Fact]
+    public async Task Queue_list_json_and_delete_drive_the_queue_and_an_unknown_id_is_exit_1()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        await using SlimMailServer server = await StartAsync(Config(smarthost.Port, retryDelays: "\"01:00:00\""));
+        await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: q\r\n\r\nx\r\n", "defer@remote.test");
+        await WaitUntilAsync(() => smarthost.RecipientAttempts.Contains("defer@remote.test"), "no attempt");
+        await Task.Delay(300);
+
+        ProcessResult json = await QueueAsync(server, "list", "--json");
+        Assert.True(json.ExitCode == 0, json.Output);
+        JsonElement entry = Assert.Single(JsonDocument.Parse(json.Stdout).RootElement.EnumerateArray());
+        string id = entry.GetProperty("id").GetString()!;
+        Assert.Equal("alice@example.test", entry.GetProperty("sender").GetString());
+        JsonElement recipient = Assert.Single(entry.GetProperty("recipients").EnumerateArray());
+        Assert.Equal("Pending", recipient.GetProperty("state").GetString());
+        Assert.Equal(1, recipient.GetProperty("attempts").GetInt32());
+
+        Assert.Equal(1, (await QueueAsync(server, "delete", "NOSUCHID")).ExitCode);
+        ProcessResult deleted = await QueueAsync(server, "delete", id);
+        Assert.True(deleted.ExitCode == 0, deleted.Output);
+        Assert.Contains("queue is empty", (await QueueAsync(server, "list")).Stdout, StringComparison.Ordinal);
+        // A flush now has nothing to send: the deleted message is not resurrected.
+        await QueueAsync(server, "flush");
+        await Task.Delay(1000);
+        Assert.Equal(1, smarthost.RecipientAttempts.Count(a => a == "defer@remote.test"));
+        Assert.Empty(Directory.GetFiles(Path.Combine(server.DataDirectory, "queue"), "*.msg"));
+    }
+}
