@@ -13,10 +13,11 @@ public sealed record RemoteHost(string Name, IPAddress? Address, int Port)
 /// <param name="Hosts">In preference order; empty with an error.</param>
 /// <param name="Error">Why the domain cannot be reached, or null.</param>
 /// <param name="Permanent">True when retrying cannot help (no such domain, a null MX).</param>
-public sealed record Destination(IReadOnlyList<RemoteHost> Hosts, string? Error = null, bool Permanent = false)
+/// <param name="Status">The enhanced status code for a bounce (<c>5.1.2</c>, <c>5.1.10</c>), or null.</param>
+public sealed record Destination(IReadOnlyList<RemoteHost> Hosts, string? Error = null, bool Permanent = false, string? Status = null)
 {
     /// <summary>A destination that cannot be reached.</summary>
-    public static Destination Unreachable(string error, bool permanent) => new([], error, permanent);
+    public static Destination Unreachable(string error, bool permanent, string? status = null) => new([], error, permanent, status);
 }
 
 /// <summary>Finds the servers for a recipient domain (a smarthost, MX records, an address literal).</summary>

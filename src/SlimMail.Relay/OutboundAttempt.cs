@@ -8,7 +8,8 @@ namespace SlimMail.Relay;
 /// <param name="Outcome">Delivered, or failed for now, or for good.</param>
 /// <param name="Detail">The server's reply or the error.</param>
 /// <param name="RemoteMta">The host that answered, if one did.</param>
-public readonly record struct RecipientResult(AttemptOutcome Outcome, string Detail, string? RemoteMta);
+/// <param name="Status">The enhanced status code when no server gave one (a DNS failure), else null.</param>
+public readonly record struct RecipientResult(AttemptOutcome Outcome, string Detail, string? RemoteMta, string? Status = null);
 
 /// <summary>The outcome of an attempt for one recipient.</summary>
 public enum AttemptOutcome

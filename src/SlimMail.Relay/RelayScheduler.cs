@@ -368,7 +368,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
         if (destination.Hosts.Count == 0)
         {
             var result = new RecipientResult(destination.Permanent ? AttemptOutcome.Permanent : AttemptOutcome.Temporary,
-                destination.Error ?? "no host", null);
+                destination.Error ?? "no host", null, destination.Status);
             results = [.. group.Select(_ => result)];
         }
         else
@@ -393,7 +393,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
                     break;
                 case AttemptOutcome.Permanent:
                     recipient.State = RecipientState.Failed;
-                    recipient.Status = StatusOf(result.Detail, "5.0.0");
+                    recipient.Status = result.Status ?? StatusOf(result.Detail, "5.0.0");
                     outcome = "bounced";
                     break;
                 default:

@@ -253,4 +253,44 @@ public sealed class RelayTests : IDisposable
         Assert.Equal(1, smarthost.RecipientAttempts.Count(a => a == "defer@remote.test"));
         Assert.Empty(Directory.GetFiles(Path.Combine(server.DataDirectory, "queue"), "*.msg"));
     }
+
+    [Fact]
+    public async Task Mx_mode_resolves_each_domain_delivers_literals_directly_and_bounces_dns_dead_ends()
+    {
+        await using ScriptedSmarthost mx = await ScriptedSmarthost.StartAsync();
+        await using var dns = new TestDnsServer();
+        dns.AddMx("mx.test", 10, "mail.mx.test");
+        dns.AddAddress("mail.mx.test", System.Net.IPAddress.Loopback);
+        dns.NxDomain.Add("nx.test");
+        dns.AddMx("nullmx.test", 0, ".");
+        dns.ServFail.Add("servfail.test");
+        string config = $$"""
+            {
+              "Hostname": "mx.example.test",
+              "DataDirectory": "$DATA",
+              "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:0", "Role": "Local" }, { "Endpoint": "127.0.0.1:0", "Role": "Mx" } ] },
+              "Domains": { "example.test": { "Mailboxes": { "alice": "alice" } } },
+              "Users": { "alice": {} },
+              "Relay": { "Mode": "Mx", "DnsServers": [ "127.0.0.1:{{dns.Port}}" ], "MxPort": {{mx.Port}}, "RetryDelays": [ "01:00:00" ] }
+            }
+            """;
+        await using SlimMailServer server = await StartAsync(config);
+        string reply = await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: mx\r\n\r\nby dns\r\n",
+            "accept@mx.test", "accept@[127.0.0.1]", "someone@nx.test", "someone@nullmx.test", "someone@servfail.test");
+        Assert.Contains("[250, 250, 250, 250, 250] 250", reply, StringComparison.Ordinal);
+
+        await mx.WaitForAsync(m => m.Recipients.Contains("accept@mx.test"));
+        await mx.WaitForAsync(m => m.Recipients.Contains("accept@[127.0.0.1]"));
+        await WaitUntilAsync(() => server.Messages("alice").Length == 1, "no bounce reached alice");
+        JsonElement report = await ParseReportAsync((await File.ReadAllTextAsync(server.Messages("alice")[0])).Replace("\n", "\r\n", StringComparison.Ordinal));
+        var statuses = report.GetProperty("recipients").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("Final-Recipient").GetString()!, r => r.GetProperty("Status").GetString());
+        Assert.Equal(new Dictionary<string, string?> { ["rfc822; someone@nx.test"] = "5.1.2", ["rfc822; someone@nullmx.test"] = "5.1.10" }, statuses);
+
+        // The DNS failure is temporary: that recipient waits in the queue with the reason.
+        ProcessResult list = await QueueAsync(server, "list");
+        Assert.Contains("<someone@servfail.test> pending, 1 attempt(s)", list.Stdout, StringComparison.Ordinal);
+        Assert.Contains("DNS server failure", list.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("nx.test> pending", list.Stdout, StringComparison.Ordinal);
+    }
 }

@@ -379,7 +379,7 @@ internal sealed class SettingsReader
         WarnUnknown(_configuration.GetSection("Relay"), "Relay:", new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         {
             "Mode", "Smarthost", "Username", "Password", "ImplicitTls", "RetryDelays", "MaxQueueTime", "DnsServers",
-            "MaxConcurrentDeliveries", "MaxConcurrentPerDestination",
+            "MaxConcurrentDeliveries", "MaxConcurrentPerDestination", "MxPort",
         });
         var relay = new RelaySettings
         {
@@ -390,6 +390,7 @@ internal sealed class SettingsReader
             MaxQueueTime = Duration("Relay:MaxQueueTime", TimeSpan.FromDays(5)),
             MaxConcurrentDeliveries = Int("Relay:MaxConcurrentDeliveries", 20, min: 1),
             MaxConcurrentPerDestination = Int("Relay:MaxConcurrentPerDestination", 4, min: 1),
+            MxPort = Int("Relay:MxPort", 25, min: 1),
         };
         if (String("Relay:Smarthost") is { } smarthost)
         {
@@ -405,11 +406,6 @@ internal sealed class SettingsReader
         else if (mode == "Smarthost")
         {
             Error("Relay:Smarthost", "is required when Relay:Mode is Smarthost");
-        }
-
-        if (mode == "Mx")
-        {
-            Error("Relay:Mode", "Mx delivery (by DNS) is not available in this version of SlimMail; use Smarthost or None");
         }
 
         if (relay.Password is not null && relay.Username is null)

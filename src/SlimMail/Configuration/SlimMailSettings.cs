@@ -89,6 +89,8 @@ internal sealed record RelaySettings
     public int MaxConcurrentPerDestination { get; init; } = 4;
 
     public IReadOnlyList<IPEndPoint> DnsServers { get; init; } = [];
+
+    public int MxPort { get; init; } = 25;
 }
 
 /// <summary>A named delivery (<c>Deliveries.NAME</c>): Maildir, Pipe (Command, Timeout) or PostgreSql (ConnectionString).</summary>

@@ -48,7 +48,9 @@ internal sealed partial class RelayHostedService : IHostedService, IAsyncDisposa
             MaxConcurrentPerDestination = relay.MaxConcurrentPerDestination,
             DnsServers = relay.DnsServers,
         };
-        IDestinationResolver resolver = new SmarthostResolver(relay.Smarthost!);
+        IDestinationResolver resolver = options.Mode == RelayMode.Mx
+            ? new MxResolver(new Relay.Dns.DnsResolver(relay.DnsServers), relay.MxPort)
+            : new SmarthostResolver(relay.Smarthost!);
         _scheduler = new RelayScheduler(queue, options, resolver, BounceAsync, _logger);
         _relay.Scheduler = _scheduler;
         _scheduler.Start();
