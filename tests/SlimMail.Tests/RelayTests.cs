@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using SlimMail.Smtp;
 using SlimMail.Tests.Harness;
 
 namespace SlimMail.Tests;
@@ -292,5 +293,87 @@ public sealed class RelayTests : IDisposable
         Assert.Contains("<someone@servfail.test> pending, 1 attempt(s)", list.Stdout, StringComparison.Ordinal);
         Assert.Contains("DNS server failure", list.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("nx.test> pending", list.Stdout, StringComparison.Ordinal);
+    }
+
+    private sealed class RelayUser : SlimMail.Auth.IAuthenticator
+    {
+        public ValueTask<SlimMail.Auth.AuthResult> AuthenticateAsync(string user, string password, CancellationToken cancellationToken) =>
+            ValueTask.FromResult(user == "relay" && password == "relay-secret" ? SlimMail.Auth.AuthResult.Success(user) : SlimMail.Auth.AuthResult.Failure);
+    }
+
+    private string SmarthostCertificate(out System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
+    {
+        using var rsa = System.Security.Cryptography.RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", rsa,
+            System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        var names = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        certificate = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(created.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pfx), null);
+        string pem = Path.Combine(_directory, "smarthost-ca.pem");
+        File.WriteAllText(pem, created.ExportCertificatePem());
+        return pem;
+    }
+
+    private static string SmarthostConfig(int port) => $$"""
+        {
+          "Hostname": "mx.example.test",
+          "DataDirectory": "$DATA",
+          "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:0", "Role": "Local" }, { "Endpoint": "127.0.0.1:0", "Role": "Mx" } ] },
+          "Domains": { "example.test": { "Mailboxes": { "alice": "alice" } } },
+          "Users": { "alice": {} },
+          "Relay": { "Mode": "Smarthost", "Smarthost": "localhost:{{port}}", "Username": "relay", "Password": "relay-secret", "RetryDelays": [ "01:00:00" ] }
+        }
+        """;
+
+    [Fact]
+    public async Task The_smarthost_gets_starttls_verified_against_the_trust_store_then_auth()
+    {
+        string ca = SmarthostCertificate(out var certificate);
+        using (certificate)
+        {
+            await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync(ListenerRole.Submission,
+                () => new System.Net.Security.SslServerAuthenticationOptions { ServerCertificate = certificate }, new RelayUser());
+            // SSL_CERT_FILE makes the test's CA the trust store of the slimmail process (OpenSSL's convention).
+            await using SlimMailServer server = await SlimMailServer.StartAsync(SmarthostConfig(smarthost.Port), listeners: 2, directory: _directory,
+                environment: new Dictionary<string, string> { ["SSL_CERT_FILE"] = ca });
+            await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: tls\r\n\r\nx\r\n", "accept@remote.test");
+            ScriptedSmarthost.Received received = await smarthost.WaitForAsync(m => m.Recipients.Contains("accept@remote.test"));
+            Assert.Equal("relay", received.User);
+            Assert.StartsWith("TLSv1.", received.Tls, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task A_smarthost_certificate_the_trust_store_does_not_vouch_for_defers_the_mail()
+    {
+        SmarthostCertificate(out var certificate);
+        using (certificate)
+        {
+            await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync(ListenerRole.Submission,
+                () => new System.Net.Security.SslServerAuthenticationOptions { ServerCertificate = certificate }, new RelayUser());
+            await using SlimMailServer server = await StartAsync(SmarthostConfig(smarthost.Port));
+            await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: tls\r\n\r\nx\r\n", "accept@remote.test");
+            await WaitUntilAsync(() => QueueAsync(server, "list").Result.Stdout.Contains("pending, 1 attempt(s)", StringComparison.Ordinal), "no failed attempt");
+            Assert.Empty(smarthost.Messages);
+            string listed = (await QueueAsync(server, "list")).Stdout;
+            Assert.True(listed.Contains("conversation with localhost", StringComparison.Ordinal), listed);
+        }
+    }
+
+    [Fact]
+    public async Task Cron_output_piped_into_sendmail_leaves_through_the_smarthost()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        await using SlimMailServer server = await StartAsync(Config(smarthost.Port));
+        ProcessResult sendmail = await ProcessRunner.RunAsync("dotnet",
+            [SlimMailServer.SlimMailDll, "sendmail", "--config", Path.Combine(server.Directory, "slimmail.json"), "-t", "-i", "-f", "root@example.test"],
+            stdin: "To: accept-admin@remote.test\nSubject: Cron <root@host> run-parts /etc/cron.daily\n\n/etc/cron.daily/logrotate: done\n",
+            environment: new Dictionary<string, string> { ["SLIMMAIL__Sendmail__Server"] = $"127.0.0.1:{server.SmtpPorts[0]}" });
+        Assert.True(sendmail.ExitCode == 0, sendmail.Output);
+        ScriptedSmarthost.Received received = await smarthost.WaitForAsync(m => m.Recipients.Contains("accept-admin@remote.test"));
+        Assert.Equal("root@example.test", received.Sender);
+        Assert.Contains("/etc/cron.daily/logrotate: done\r\n", received.Data, StringComparison.Ordinal);
     }
 }

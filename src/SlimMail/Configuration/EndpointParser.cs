@@ -45,7 +45,8 @@ internal static class EndpointParser
     public static bool TryParseHost(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out DnsEndPoint? endPoint)
     {
         endPoint = null;
-        if (TryParse(text, out IPEndPoint? address))
+        // A name stays a name (TLS verifies the certificate against it), localhost included.
+        if (!text.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase) && TryParse(text, out IPEndPoint? address))
         {
             endPoint = new DnsEndPoint(address.Address.ToString(), address.Port);
             return true;

@@ -16,17 +16,19 @@ internal sealed class ScriptedSmarthost : IMessageHandler, IAsyncDisposable
 {
     private readonly SmtpServer _server;
 
-    private ScriptedSmarthost()
+    private ScriptedSmarthost(ListenerRole role, Func<System.Net.Security.SslServerAuthenticationOptions>? tls, SlimMail.Auth.IAuthenticator? authenticator)
     {
         var options = new SmtpServerOptions
         {
             Hostname = "smarthost.test",
-            Listeners = [new SmtpListenerOptions(new IPEndPoint(IPAddress.Loopback, 0), ListenerRole.Mx)],
+            Listeners = [new SmtpListenerOptions(new IPEndPoint(IPAddress.Loopback, 0), role)],
+            Tls = tls,
+            Authenticator = authenticator,
         };
         _server = new SmtpServer(options, this);
     }
 
-    public sealed record Received(string Sender, IReadOnlyList<string> Recipients, string Data);
+    public sealed record Received(string Sender, IReadOnlyList<string> Recipients, string Data, string? Tls = null, string? User = null);
 
     public ConcurrentQueue<Received> Messages { get; } = new();
 
@@ -43,9 +45,10 @@ internal sealed class ScriptedSmarthost : IMessageHandler, IAsyncDisposable
 
     public long MaxMessageSize => 0;
 
-    public static async Task<ScriptedSmarthost> StartAsync()
+    public static async Task<ScriptedSmarthost> StartAsync(ListenerRole role = ListenerRole.Mx,
+        Func<System.Net.Security.SslServerAuthenticationOptions>? tls = null, SlimMail.Auth.IAuthenticator? authenticator = null)
     {
-        var host = new ScriptedSmarthost();
+        var host = new ScriptedSmarthost(role, tls, authenticator);
         await host._server.StartAsync();
         return host;
     }
@@ -70,11 +73,11 @@ internal sealed class ScriptedSmarthost : IMessageHandler, IAsyncDisposable
     }
 
     public ValueTask<TransactionStart> BeginAsync(MailTransactionContext context, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(TransactionStart.Accept(new Transaction(this, context.Sender?.ToString() ?? "")));
+        ValueTask.FromResult(TransactionStart.Accept(new Transaction(this, context)));
 
     public ValueTask DisposeAsync() => _server.DisposeAsync();
 
-    private sealed class Transaction(ScriptedSmarthost owner, string sender) : IMessageTransaction
+    private sealed class Transaction(ScriptedSmarthost owner, MailTransactionContext context) : IMessageTransaction
     {
         private readonly List<string> _recipients = [];
         private readonly MemoryStream _data = new();
@@ -108,7 +111,8 @@ internal sealed class ScriptedSmarthost : IMessageHandler, IAsyncDisposable
                 return new SmtpReply(451, "4.3.0", "held and dropped by the test");
             }
 
-            owner.Messages.Enqueue(new Received(sender, [.. _recipients], Encoding.UTF8.GetString(_data.ToArray())));
+            owner.Messages.Enqueue(new Received(context.Sender?.ToString() ?? "", [.. _recipients], Encoding.UTF8.GetString(_data.ToArray()),
+                context.Session.TlsDescription, context.Session.AuthenticatedUser));
             return SmtpReplies.Ok;
         }
 
