@@ -40,6 +40,9 @@ public sealed class RelayOptions
     /// <summary>How long a message may stay queued before it is bounced as undeliverable.</summary>
     public TimeSpan MaxQueueTime { get; init; } = TimeSpan.FromDays(5);
 
+    /// <summary>After how long in the queue the sender is told the message is delayed (once); null for never.</summary>
+    public TimeSpan? DelayWarningTime { get; init; }
+
     /// <summary>Deliveries running at once, in all.</summary>
     public int MaxConcurrentDeliveries { get; init; } = 20;
 

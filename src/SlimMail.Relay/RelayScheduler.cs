@@ -348,6 +348,18 @@ public sealed partial class RelayScheduler : IAsyncDisposable
             toBounce.ForEach(r => r.Notified = true);
         }
 
+        // One "still trying" notice when the message has waited longer than DelayWarningTime (Postfix's delay_warning_time).
+        if (_options.DelayWarningTime is { } warnAfter && !envelope.DelayWarned && envelope.Sender.Length > 0
+            && DateTimeOffset.UtcNow - envelope.Arrival >= warnAfter && envelope.Recipients.Exists(r => r.State == RecipientState.Pending))
+        {
+            List<DsnRecipient> delayed = envelope.Recipients.FindAll(r => r.State == RecipientState.Pending)
+                .ConvertAll(r => new DsnRecipient(r.Address, "delayed", StatusOf(r.LastError ?? "", "4.0.0"), r.LastError, r.RemoteMta));
+            await _bounce(envelope, delayed, cancellationToken).ConfigureAwait(false);
+            envelope.DelayWarned = true;
+            _queue.Save(envelope);
+            LogDelayWarning(_logger, envelope.Id, envelope.Sender, delayed.Count);
+        }
+
         if (envelope.IsFinished)
         {
             _queue.Remove(envelope.Id);
@@ -477,6 +489,9 @@ public sealed partial class RelayScheduler : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: undeliverable bounce (null sender): dropped, as a bounce never bounces")]
     private static partial void LogNoBounceForBounce(ILogger logger, string queueId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: delay warning to <{Sender}> for {Count} recipient(s)")]
+    private static partial void LogDelayWarning(ILogger logger, string queueId, string sender, int count);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: removed from the queue")]
     private static partial void LogFinished(ILogger logger, string queueId);

@@ -94,6 +94,31 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Check_config_names_each_broken_relay_key()
+    {
+        string path = await WriteConfigAsync("""
+            {
+              "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:2525", "Role": "Local" } ] },
+              "Relay": { "Mode": "Smarthost", "Password": "p", "RetryDelays": [ "00:01:00", "soon" ], "MaxQueueTime": "forever",
+                         "DnsServers": [ "192.0.2.53", "dns.example" ], "Retries": 3 }
+            }
+            """);
+        ProcessResult result = await SlimMailAsync("check-config", "--config", path);
+        Assert.Equal(1, result.ExitCode);
+        foreach (string key in new[] { "Relay:Smarthost", "Relay:Username", "Relay:RetryDelays:1", "Relay:MaxQueueTime", "Relay:DnsServers:1" })
+        {
+            Assert.Contains("error: " + key + ":", result.Stdout);
+        }
+
+        Assert.Contains("warning: Relay:Retries: unknown key", result.Stdout);
+        string good = await WriteConfigAsync("""
+            { "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:2525", "Role": "Local" } ] },
+              "Relay": { "Mode": "Mx", "DnsServers": [ "192.0.2.53", "[2001:db8::53]:5353" ] } }
+            """);
+        Assert.Equal(0, (await SlimMailAsync("check-config", "--config", good)).ExitCode);
+    }
+
+    [Fact]
     public async Task Check_config_requires_an_smtp_listener_in_a_configuration_file()
     {
         string path = await WriteConfigAsync("{ \"Hostname\": \"mx.test\" }");

@@ -376,4 +376,25 @@ public sealed class RelayTests : IDisposable
         Assert.Equal("root@example.test", received.Sender);
         Assert.Contains("/etc/cron.daily/logrotate: done\r\n", received.Data, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_sender_is_warned_once_when_a_message_is_delayed_and_not_bounced_when_it_then_goes_through()
+    {
+        await using ScriptedSmarthost smarthost = await ScriptedSmarthost.StartAsync();
+        string config = Config(smarthost.Port).Replace("\"MaxQueueTime\"", "\"DelayWarningTime\": \"00:00:01\", \"MaxQueueTime\"", StringComparison.Ordinal);
+        await using SlimMailServer server = await StartAsync(config);
+        await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: later\r\n\r\nx\r\n", "defer@remote.test");
+        await WaitUntilAsync(() => server.Messages("alice").Length == 1, "no delay warning reached alice");
+        await WaitUntilAsync(() => smarthost.RecipientAttempts.Count(a => a == "defer@remote.test") >= 4, "not retried");
+        Assert.Single(server.Messages("alice"));
+        JsonElement report = await ParseReportAsync((await File.ReadAllTextAsync(server.Messages("alice")[0])).Replace("\n", "\r\n", StringComparison.Ordinal));
+        JsonElement delayed = Assert.Single(report.GetProperty("recipients").EnumerateArray());
+        Assert.Equal("delayed", delayed.GetProperty("Action").GetString());
+        Assert.Equal("4.2.0", delayed.GetProperty("Status").GetString());
+
+        smarthost.Deferring = false;
+        await smarthost.WaitForAsync(m => m.Recipients.Contains("defer@remote.test"));
+        await Task.Delay(500);
+        Assert.Single(server.Messages("alice"));
+    }
 }

@@ -24,6 +24,9 @@ public sealed class QueueEnvelope
     /// <summary>True when the message needs SMTPUTF8 (a non-ASCII address).</summary>
     public bool SmtpUtf8 { get; init; }
 
+    /// <summary>True once the sender was warned that the message is delayed.</summary>
+    public bool DelayWarned { get; set; }
+
     /// <summary>The recipients and their states.</summary>
     public required List<QueueRecipient> Recipients { get; init; }
 

@@ -379,7 +379,7 @@ internal sealed class SettingsReader
         WarnUnknown(_configuration.GetSection("Relay"), "Relay:", new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         {
             "Mode", "Smarthost", "Username", "Password", "ImplicitTls", "RetryDelays", "MaxQueueTime", "DnsServers",
-            "MaxConcurrentDeliveries", "MaxConcurrentPerDestination", "MxPort",
+            "MaxConcurrentDeliveries", "MaxConcurrentPerDestination", "MxPort", "DelayWarningTime",
         });
         var relay = new RelaySettings
         {
@@ -391,6 +391,7 @@ internal sealed class SettingsReader
             MaxConcurrentDeliveries = Int("Relay:MaxConcurrentDeliveries", 20, min: 1),
             MaxConcurrentPerDestination = Int("Relay:MaxConcurrentPerDestination", 4, min: 1),
             MxPort = Int("Relay:MxPort", 25, min: 1),
+            DelayWarningTime = String("Relay:DelayWarningTime") is null ? null : Duration("Relay:DelayWarningTime", TimeSpan.FromHours(4)),
         };
         if (String("Relay:Smarthost") is { } smarthost)
         {

@@ -91,6 +91,8 @@ internal sealed record RelaySettings
     public IReadOnlyList<IPEndPoint> DnsServers { get; init; } = [];
 
     public int MxPort { get; init; } = 25;
+
+    public TimeSpan? DelayWarningTime { get; init; }
 }
 
 /// <summary>A named delivery (<c>Deliveries.NAME</c>): Maildir, Pipe (Command, Timeout) or PostgreSql (ConnectionString).</summary>

@@ -47,6 +47,7 @@ internal sealed partial class RelayHostedService : IHostedService, IAsyncDisposa
             MaxConcurrentDeliveries = relay.MaxConcurrentDeliveries,
             MaxConcurrentPerDestination = relay.MaxConcurrentPerDestination,
             DnsServers = relay.DnsServers,
+            DelayWarningTime = relay.DelayWarningTime,
         };
         IDestinationResolver resolver = options.Mode == RelayMode.Mx
             ? new MxResolver(new Relay.Dns.DnsResolver(relay.DnsServers), relay.MxPort)
