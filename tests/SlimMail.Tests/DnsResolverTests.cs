@@ -145,4 +145,34 @@ public sealed class DnsResolverTests : IAsyncDisposable
         loop[13] = 12; // a pointer to itself
         Assert.Throws<FormatException>(() => DnsMessage.Parse(loop));
     }
+
+    [Fact]
+    public void The_dns_parser_never_throws_anything_but_format_errors_on_mutated_answers()
+    {
+        // Seeds: real answers from the test server's format (MX with compression-free names, A, AAAA, CNAME, SOA).
+        byte[][] corpus =
+        [
+            Convert.FromHexString("1234818000010001000000000265780474657374000001000102657804746573740000010001000000" + "3c0004c0000201"),
+            Convert.FromHexString("abcd818000010001000000000265780474657374000000f00010265780474657374000000f0001000000" + "3c000a000a026d78026578047465737400"),
+            Convert.FromHexString("00018183000100000001000002" + "6e78047465737400000f0001" + "c00c000600010000003c0016" + "00c00c0000000100000002000000030000000400000005"),
+            Convert.FromHexString("0002818000010001000000000261000001c0000100c00c0005000100000e100002c00c"),
+        ];
+        int seconds = int.TryParse(Environment.GetEnvironmentVariable("SLIMMAIL_FUZZ_SECONDS"), out int s) ? s : 3;
+        var fuzzer = new Core.Fuzzing.MutationFuzzer(corpus, Environment.TickCount);
+        int parsed = 0;
+        fuzzer.Run(TimeSpan.FromSeconds(seconds), input =>
+        {
+            try
+            {
+                DnsResponse response = DnsMessage.Parse(input);
+                Assert.All(response.Answers, a => Assert.True(a.Name.Length <= 255 && a.Ttl >= TimeSpan.Zero));
+                parsed++;
+            }
+            catch (FormatException)
+            {
+                // Refused as malformed: the resolver treats it as no answer.
+            }
+        }, maxLength: 1024);
+        Assert.True(parsed > 0);
+    }
 }
