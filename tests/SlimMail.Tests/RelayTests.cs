@@ -397,4 +397,75 @@ public sealed class RelayTests : IDisposable
         await Task.Delay(500);
         Assert.Single(server.Messages("alice"));
     }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    // A hand-written SMTP server in Python: the first connection is dropped in the middle of DATA, the
+    // second takes the message and writes it to a file.
+    private const string DroppingServer = """
+        import socket, sys
+        port, out = int(sys.argv[1]), sys.argv[2]
+        srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(('127.0.0.1', port)); srv.listen(5)
+        print('ready', flush=True)
+        for attempt in (1, 2):
+            c, _ = srv.accept(); f = c.makefile('rb')
+            def say(line): c.sendall(line.encode() + b'\r\n')
+            say('220 python.test ESMTP')
+            data = b''
+            while True:
+                line = f.readline()
+                if not line: break
+                cmd = line.strip().upper()
+                if cmd.startswith(b'EHLO') or cmd.startswith(b'HELO'): say('250 python.test')
+                elif cmd.startswith(b'MAIL') or cmd.startswith(b'RCPT'): say('250 ok')
+                elif cmd == b'DATA':
+                    say('354 go')
+                    if attempt == 1:
+                        f.readline(); c.shutdown(socket.SHUT_RDWR); c.close(); break   # gone after one line of the message
+                    while True:
+                        l = f.readline()
+                        if l == b'.\r\n': break
+                        data += l
+                    open(out, 'ab').write(b'--- message ---\r\n' + data)
+                    say('250 stored')
+                elif cmd == b'QUIT': say('221 bye'); c.close(); break
+                else: say('500 what')
+        """;
+
+    [Fact]
+    public async Task A_receiver_that_drops_the_connection_mid_data_gets_the_message_again_on_the_retry_and_only_once()
+    {
+        int port = FreePort();
+        string output = Path.Combine(_directory, "received.txt");
+        var info = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (string argument in new[] { "-c", DroppingServer, port.ToString(CultureInfo.InvariantCulture), output })
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var receiver = System.Diagnostics.Process.Start(info)!;
+        try
+        {
+            Assert.Equal("ready", await receiver.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)));
+            await using SlimMailServer server = await StartAsync(Config(port));
+            await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: dropped\r\n\r\nline one\r\nline two\r\n", "bob@remote.test");
+            await WaitUntilAsync(() => File.Exists(output), "the message never arrived");
+            await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
+            string received = await File.ReadAllTextAsync(output);
+            Assert.Equal(1, received.Split("--- message ---").Length - 1);
+            Assert.Contains("line one\r\nline two\r\n", received, StringComparison.Ordinal);
+            Assert.Contains("attempt=1: conversation with", string.Join("\n", server.Log), StringComparison.Ordinal);
+        }
+        finally
+        {
+            receiver.Kill();
+            await receiver.WaitForExitAsync();
+        }
+    }
 }
