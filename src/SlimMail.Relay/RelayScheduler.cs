@@ -314,8 +314,9 @@ public sealed partial class RelayScheduler : IAsyncDisposable
                 }
 
                 // The state after every attempt is durable before anything else happens: a crash now
-                // never sends again to a recipient that a server already accepted.
-                if (!_queue.Save(envelope))
+                // never sends again to a recipient that a server already accepted. When nothing is left
+                // to do, removing the envelope below is that durable record, so it is not written first.
+                if (!envelope.IsFinished && !_queue.Save(envelope))
                 {
                     Forget(envelope.Id);
                     return;
