@@ -6,14 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-if ! [ -x /usr/sbin/smtp-source ]; then
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
-  systemctl disable --now postfix >/dev/null 2>&1 || service postfix stop >/dev/null 2>&1 || true
-fi
-dotnet build src/SlimMail -c Release -nologo -v quiet >/dev/null
-DLL=src/SlimMail/bin/Release/net10.0/slimmail.dll
+source bench/lib.sh
+ensure_smtp_tools
+build_slimmail
 WORK=$(mktemp -d)
 SINK_PORT=25260
 SLIM_PORT=25261

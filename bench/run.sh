@@ -8,17 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${1:-3}
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
-if ! [ -x /usr/sbin/smtp-source ]; then
-  # Debian's postfix package ships smtp-source and smtp-sink; Postfix itself is not started.
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
-  systemctl disable --now postfix >/dev/null 2>&1 || service postfix stop >/dev/null 2>&1 || true
-fi
+source bench/lib.sh
+ensure_smtp_tools
 
-dotnet build src/SlimMail -c Release -nologo -v quiet >/dev/null
-DLL=src/SlimMail/bin/Release/net10.0/slimmail.dll
+build_slimmail
 WORK=$(mktemp -d)
 SINK_PORT=25250
 SLIM_PORT=25251

@@ -13,7 +13,7 @@ public enum RelayMode
 }
 
 /// <summary>The outbound side's settings (<c>Relay.*</c>).</summary>
-public sealed class RelayOptions
+public sealed record RelayOptions
 {
     /// <summary>The name used in EHLO and in bounces.</summary>
     public required string Hostname { get; init; }
@@ -54,6 +54,9 @@ public sealed class RelayOptions
 
     /// <summary>How long to wait for a TCP connection.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The port of MX hosts and address literals (25; other values are for tests).</summary>
+    public int MxPort { get; init; } = 25;
 
     /// <summary>Name servers for MX mode (<c>Relay.DnsServers</c>); empty means <c>/etc/resolv.conf</c>.</summary>
     public IReadOnlyList<IPEndPoint> DnsServers { get; init; } = [];

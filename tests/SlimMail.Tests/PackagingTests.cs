@@ -16,24 +16,10 @@ public sealed class PackagingTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private static string Repository
-    {
-        get
-        {
-            string? directory = AppContext.BaseDirectory;
-            while (directory is not null && !File.Exists(Path.Combine(directory, "SlimMail.slnx")))
-            {
-                directory = Path.GetDirectoryName(directory);
-            }
-
-            return directory ?? throw new InvalidOperationException("the repository root was not found");
-        }
-    }
-
     private async Task PackAsync(string project)
     {
         ProcessResult pack = await ProcessRunner.RunAsync("dotnet",
-            ["pack", Path.Combine(Repository, "src", project), "-c", "Release", "-o", Path.Combine(_directory, "feed"), "-p:Version=" + _version, "-nologo"],
+            ["pack", Path.Combine(TestPaths.Repository, "src", project), "-c", "Release", "-o", Path.Combine(_directory, "feed"), "-p:Version=" + _version, "-nologo"],
             timeout: TimeSpan.FromMinutes(5));
         Assert.True(pack.ExitCode == 0, pack.Output);
     }
@@ -114,7 +100,7 @@ public sealed class PackagingTests : IDisposable
     public async Task The_single_file_trimmed_executable_publishes_and_serves_mail()
     {
         string dist = Path.Combine(_directory, "dist");
-        ProcessResult publish = await ProcessRunner.RunAsync("bash", [Path.Combine(Repository, "deploy", "publish.sh"), dist], timeout: TimeSpan.FromMinutes(8));
+        ProcessResult publish = await ProcessRunner.RunAsync("bash", [Path.Combine(TestPaths.Repository, "deploy", "publish.sh"), dist], timeout: TimeSpan.FromMinutes(8));
         Assert.True(publish.ExitCode == 0, publish.Output);
         Assert.Equal(["slimmail"], Directory.GetFiles(dist).Select(Path.GetFileName));
 
@@ -156,7 +142,7 @@ public sealed class PackagingTests : IDisposable
     public async Task The_dockerfile_is_multi_stage_unprivileged_with_a_data_volume_and_its_config_is_valid()
     {
         // No container engine runs here, so the Dockerfile is linted; its default configuration is checked for real.
-        string[] lines = (await File.ReadAllLinesAsync(Path.Combine(Repository, "Dockerfile")))
+        string[] lines = (await File.ReadAllLinesAsync(Path.Combine(TestPaths.Repository, "Dockerfile")))
             .Where(l => l.Length > 0 && !l.StartsWith('#')).ToArray();
         string[] from = lines.Where(l => l.StartsWith("FROM ", StringComparison.Ordinal)).ToArray();
         Assert.Equal(2, from.Length);
@@ -172,7 +158,7 @@ public sealed class PackagingTests : IDisposable
         Assert.Single(lines, l => l.StartsWith("USER ", StringComparison.Ordinal));
 
         ProcessResult check = await ProcessRunner.RunAsync("dotnet",
-            [Path.Combine(AppContext.BaseDirectory, "slimmail.dll"), "check-config", "--config", Path.Combine(Repository, "deploy", "container.json")]);
+            [Path.Combine(AppContext.BaseDirectory, "slimmail.dll"), "check-config", "--config", Path.Combine(TestPaths.Repository, "deploy", "container.json")]);
         Assert.True(check.ExitCode == 0, check.Output);
     }
 }

@@ -398,13 +398,6 @@ public sealed class RelayTests : IDisposable
         Assert.Single(server.Messages("alice"));
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     // A hand-written SMTP server in Python: the first connection is dropped in the middle of DATA, the
     // second takes the message and writes it to a file.
     private const string DroppingServer = """
@@ -441,7 +434,7 @@ public sealed class RelayTests : IDisposable
     [Fact]
     public async Task A_receiver_that_drops_the_connection_mid_data_gets_the_message_again_on_the_retry_and_only_once()
     {
-        int port = FreePort();
+        int port = TestPaths.FreePort();
         string output = Path.Combine(_directory, "received.txt");
         var info = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
         foreach (string argument in new[] { "-c", DroppingServer, port.ToString(CultureInfo.InvariantCulture), output })

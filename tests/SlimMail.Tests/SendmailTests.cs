@@ -17,20 +17,13 @@ public sealed class SendmailTests
         }
         """;
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private static Task<ProcessResult> SendmailAsync(SlimMailServer server, string stdin, params string[] arguments) =>
         ProcessRunner.RunAsync("dotnet", new[] { SlimMailServer.SlimMailDll, "sendmail", "--config", Path.Combine(server.Directory, "slimmail.json") }.Concat(arguments), stdin: stdin);
 
     [Fact]
     public async Task Cron_style_t_reads_recipients_from_the_headers_and_drops_bcc()
     {
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(FreePort()), listeners: 2);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(TestPaths.FreePort()), listeners: 2);
         string cronOutput = "To: root@example.test\nBcc: \"Ops, team\" <ops@example.test>\nSubject: Cron <root@host> /usr/local/bin/backup\n\nbackup done\n.not the end\n";
         ProcessResult result = await SendmailAsync(server, cronOutput, "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "-t", "-oi");
         Assert.True(result.ExitCode == 0, result.Output);
@@ -49,7 +42,7 @@ public sealed class SendmailTests
     [Fact]
     public async Task Recipients_as_arguments_and_a_lone_dot_ends_the_message_without_i()
     {
-        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(FreePort()), listeners: 2);
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config(TestPaths.FreePort()), listeners: 2);
         ProcessResult result = await SendmailAsync(server, "Subject: mdadm\n\nDegradedArray event\n.\nignored\n", "-f", "mdadm@host.example.test", "admin@example.test");
         Assert.True(result.ExitCode == 0, result.Output);
         string stored = await File.ReadAllTextAsync(Assert.Single(server.Messages("root")));
@@ -60,7 +53,7 @@ public sealed class SendmailTests
     [Fact]
     public async Task A_refused_recipient_exits_69_and_an_unreachable_server_exits_75()
     {
-        int port = FreePort();
+        int port = TestPaths.FreePort();
         await using (SlimMailServer server = await SlimMailServer.StartAsync(Config(port), listeners: 2))
         {
             ProcessResult refused = await SendmailAsync(server, "Subject: x\n\nx\n", "nobody@example.test");

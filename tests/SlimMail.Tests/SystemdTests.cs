@@ -88,7 +88,7 @@ public sealed class SystemdTests : IDisposable
     [Fact]
     public async Task The_shipped_unit_passes_systemd_analyze_verify()
     {
-        string unit = await File.ReadAllTextAsync(Path.Combine(Repository, "deploy", "slimmail.service"));
+        string unit = await File.ReadAllTextAsync(Path.Combine(TestPaths.Repository, "deploy", "slimmail.service"));
         Assert.Contains("Type=notify", unit, StringComparison.Ordinal);
         Assert.Contains("AmbientCapabilities=CAP_NET_BIND_SERVICE", unit, StringComparison.Ordinal);
         Assert.Contains("User=slimmail", unit, StringComparison.Ordinal);
@@ -100,17 +100,4 @@ public sealed class SystemdTests : IDisposable
         Assert.DoesNotContain("slimmail.service:", verify.Output, StringComparison.Ordinal);
     }
 
-    internal static string Repository
-    {
-        get
-        {
-            string? directory = AppContext.BaseDirectory;
-            while (directory is not null && !File.Exists(Path.Combine(directory, "SlimMail.slnx")))
-            {
-                directory = Path.GetDirectoryName(directory);
-            }
-
-            return directory ?? throw new InvalidOperationException("the repository root was not found");
-        }
-    }
 }

@@ -87,7 +87,8 @@ internal sealed class SettingsReader
             ConfigFile = configFile,
         };
 
-        settings = settings with { Relay = ReadRelay(settings.RelayMode) };
+        SlimMail.Relay.RelayOptions relay = ReadRelay(settings.RelayMode, hostname);
+        settings = settings with { Relay = settings.RelayMode == "None" ? null : relay };
 
         settings = settings with
         {
@@ -374,16 +375,18 @@ internal sealed class SettingsReader
         return deliveries;
     }
 
-    private RelaySettings ReadRelay(string mode)
+    // Read (and checked) whatever the mode, so a mistake shows before the relay is switched on.
+    private SlimMail.Relay.RelayOptions ReadRelay(string mode, string hostname)
     {
         WarnUnknown(_configuration.GetSection("Relay"), "Relay:", new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         {
             "Mode", "Smarthost", "Username", "Password", "ImplicitTls", "RetryDelays", "MaxQueueTime", "DnsServers",
             "MaxConcurrentDeliveries", "MaxConcurrentPerDestination", "MxPort", "DelayWarningTime",
         });
-        var relay = new RelaySettings
+        var relay = new SlimMail.Relay.RelayOptions
         {
-            Mode = mode,
+            Hostname = hostname,
+            Mode = mode == "Mx" ? SlimMail.Relay.RelayMode.Mx : SlimMail.Relay.RelayMode.Smarthost,
             Username = String("Relay:Username"),
             Password = String("Relay:Password"),
             ImplicitTls = Bool("Relay:ImplicitTls", false),

@@ -26,7 +26,8 @@ internal sealed record SlimMailSettings
 
     public string RelayMode { get; init; } = "None";
 
-    public RelaySettings Relay { get; init; } = new();
+    /// <summary>The outbound relay, or null when <c>Relay.Mode</c> is <c>None</c>.</summary>
+    public SlimMail.Relay.RelayOptions? Relay { get; init; }
 
     public TlsSettings? Tls { get; init; }
 
@@ -64,35 +65,6 @@ internal sealed record SmtpSettings
     public int MaxErrors { get; init; } = 10;
 
     public bool RequireTlsForAuth { get; init; } = true;
-}
-
-/// <summary>The outbound relay (<c>Relay.*</c>).</summary>
-internal sealed record RelaySettings
-{
-    public string Mode { get; init; } = "None";
-
-    public DnsEndPoint? Smarthost { get; init; }
-
-    public string? Username { get; init; }
-
-    public string? Password { get; init; }
-
-    public bool ImplicitTls { get; init; }
-
-    public IReadOnlyList<TimeSpan> RetryDelays { get; init; } =
-        [TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(15), TimeSpan.FromMinutes(30), TimeSpan.FromHours(1), TimeSpan.FromHours(2), TimeSpan.FromHours(4)];
-
-    public TimeSpan MaxQueueTime { get; init; } = TimeSpan.FromDays(5);
-
-    public int MaxConcurrentDeliveries { get; init; } = 20;
-
-    public int MaxConcurrentPerDestination { get; init; } = 4;
-
-    public IReadOnlyList<IPEndPoint> DnsServers { get; init; } = [];
-
-    public int MxPort { get; init; } = 25;
-
-    public TimeSpan? DelayWarningTime { get; init; }
 }
 
 /// <summary>A named delivery (<c>Deliveries.NAME</c>): Maildir, Pipe (Command, Timeout) or PostgreSql (ConnectionString).</summary>

@@ -33,25 +33,10 @@ internal sealed partial class RelayHostedService : IHostedService, IAsyncDisposa
             return Task.CompletedTask;
         }
 
-        RelaySettings relay = _settings.Relay;
-        var options = new RelayOptions
-        {
-            Hostname = _settings.Hostname,
-            Mode = relay.Mode == "Mx" ? RelayMode.Mx : RelayMode.Smarthost,
-            Smarthost = relay.Smarthost,
-            Username = relay.Username,
-            Password = relay.Password,
-            ImplicitTls = relay.ImplicitTls,
-            RetryDelays = relay.RetryDelays,
-            MaxQueueTime = relay.MaxQueueTime,
-            MaxConcurrentDeliveries = relay.MaxConcurrentDeliveries,
-            MaxConcurrentPerDestination = relay.MaxConcurrentPerDestination,
-            DnsServers = relay.DnsServers,
-            DelayWarningTime = relay.DelayWarningTime,
-        };
+        RelayOptions options = _settings.Relay!;
         IDestinationResolver resolver = options.Mode == RelayMode.Mx
-            ? new MxResolver(new Relay.Dns.DnsResolver(relay.DnsServers), relay.MxPort)
-            : new SmarthostResolver(relay.Smarthost!);
+            ? new MxResolver(new Relay.Dns.DnsResolver(options.DnsServers), options.MxPort)
+            : new SmarthostResolver(options.Smarthost!);
         _scheduler = new RelayScheduler(queue, options, resolver, BounceAsync, _logger);
         _relay.Scheduler = _scheduler;
         _scheduler.Start();

@@ -9,7 +9,7 @@ internal sealed class RelayWiring
 {
     public RelayWiring(SlimMailSettings settings, ILoggerFactory loggerFactory)
     {
-        if (settings.Relay.Mode != "None")
+        if (settings.Relay is not null)
         {
             Queue = new OutboundQueue(Path.Combine(settings.DataDirectory, "queue"), loggerFactory.CreateLogger("SlimMail.Relay"));
         }
