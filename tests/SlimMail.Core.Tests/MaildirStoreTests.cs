@@ -146,4 +146,36 @@ public sealed class MaildirStoreTests : IDisposable
         await Task.WhenAll(waiting);
         Assert.Equal(2, calls);
     }
+
+    [Fact]
+    public async Task Pop3_lists_messages_in_arrival_order_even_when_the_microseconds_gain_a_digit()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "order"));
+        mailbox.EnsureCreated();
+        // Written in this order within one second; a plain name sort would put M100000 before M99999.
+        string[] names = ["1700000000.M99999P7Q1.host,S=1,W=2", "1700000000.M100000P7Q2.host,S=1,W=2", "1700000001.M5P7Q3.host,S=1,W=2"];
+        foreach (string name in names)
+        {
+            File.WriteAllText(Path.Combine(mailbox.New, name), "x\n");
+        }
+
+        var store = new MaildirMailboxStore(_ => mailbox);
+        await using IMailboxSession session = (await store.OpenAsync("order", default))!;
+        Assert.Equal(["1700000000.M99999P7Q1.host", "1700000000.M100000P7Q2.host", "1700000001.M5P7Q3.host"], session.Messages.Select(m => m.UniqueId));
+    }
+
+    [Fact]
+    public async Task An_unfinished_message_leaves_nothing_behind_in_tmp_or_new()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "abandoned"));
+        var store = new MaildirStore(_ => mailbox);
+        await using (IDeliveryWriter writer = await store.BeginAsync(Context(), Recipients(["abandoned"]), default))
+        {
+            // More than one buffer, so the file exists on disk before the writer is dropped uncommitted.
+            await writer.WriteAsync(Encoding.UTF8.GetBytes(new string('x', 200_000)), default);
+        }
+
+        Assert.Empty(Directory.GetFiles(mailbox.New));
+        Assert.Empty(Directory.GetFiles(mailbox.Tmp));
+    }
 }

@@ -85,17 +85,20 @@ public sealed class MaildirMailboxStore : IMailboxStore
                 }
             }
 
-            var entries = new List<(long Seconds, string Name, string Path)>();
+            // Arrival order: the name's seconds, then its microseconds (unpadded, "M123"), then the name.
+            var entries = new List<(long Seconds, long Micros, string Name, string Path)>();
             foreach (string path in Directory.EnumerateFiles(mailbox.Cur))
             {
                 string name = Path.GetFileName(path);
-                long.TryParse(name.AsSpan(0, Math.Max(0, name.IndexOf('.', StringComparison.Ordinal))), NumberStyles.None, CultureInfo.InvariantCulture, out long seconds);
-                entries.Add((seconds, name, path));
+                (long seconds, long micros) = ArrivalOf(name);
+                entries.Add((seconds, micros, name, path));
             }
 
-            entries.Sort((a, b) => a.Seconds != b.Seconds ? a.Seconds.CompareTo(b.Seconds) : string.CompareOrdinal(a.Name, b.Name));
+            entries.Sort((a, b) => a.Seconds != b.Seconds ? a.Seconds.CompareTo(b.Seconds)
+                : a.Micros != b.Micros ? a.Micros.CompareTo(b.Micros)
+                : string.CompareOrdinal(a.Name, b.Name));
             var messages = new List<MailboxMessage>(entries.Count);
-            foreach ((_, string name, string path) in entries)
+            foreach ((_, _, string name, string path) in entries)
             {
                 _paths.Add(path);
                 messages.Add(new MailboxMessage(UniqueId(name), SizeOf(name, path)));
@@ -105,6 +108,27 @@ public sealed class MaildirMailboxStore : IMailboxStore
         }
 
         public IReadOnlyList<MailboxMessage> Messages { get; }
+
+        private static (long Seconds, long Micros) ArrivalOf(string name)
+        {
+            ReadOnlySpan<char> rest = name;
+            int dot = rest.IndexOf('.');
+            if (dot <= 0 || !long.TryParse(rest[..dot], NumberStyles.None, CultureInfo.InvariantCulture, out long seconds))
+            {
+                return (0, 0);
+            }
+
+            rest = rest[(dot + 1)..];
+            if (!rest.StartsWith('M'))
+            {
+                return (seconds, 0);
+            }
+
+            rest = rest[1..];
+            int digits = rest.IndexOfAnyExceptInRange('0', '9');
+            _ = long.TryParse(digits < 0 ? rest : rest[..digits], NumberStyles.None, CultureInfo.InvariantCulture, out long micros);
+            return (seconds, micros);
+        }
 
         public ValueTask<Stream> OpenReadAsync(int index, CancellationToken cancellationToken) =>
             ValueTask.FromResult<Stream>(new FileStream(_paths[index], FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan));

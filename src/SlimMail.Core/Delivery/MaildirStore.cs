@@ -6,8 +6,9 @@ using Microsoft.Win32.SafeHandles;
 namespace SlimMail.Delivery;
 
 /// <summary>
-/// Delivers into Maildirs (https://cr.yp.to/proto/maildir.html) durably: write in <c>tmp/</c>, fsync the
-/// file, rename into <c>new/</c>, fsync the directory; only then is the message reported delivered.
+/// Delivers into Maildirs (https://cr.yp.to/proto/maildir.html) durably: write the file (unnamed in
+/// <c>new/</c> on Linux, else in <c>tmp/</c>), fsync it, link (or rename) it into <c>new/</c>, fsync the
+/// directory; only then is the message reported delivered.
 /// Line endings become LF as Postfix and Dovecot store them. One message for several users is written
 /// once and hard-linked where the users' files would be identical.
 /// </summary>
@@ -71,8 +72,8 @@ public sealed class MaildirStore : IDeliveryAgent
         private readonly MaildirMailbox[] _targets;
         private readonly DirectorySync _directorySync;
         private readonly string _uniqueName;
-        private readonly string _tmpPath;
         private SafeFileHandle? _file;
+        private string? _tmpPath; // null while the file is unnamed (O_TMPFILE) or not yet created
         private byte[]? _buffer;
         private int _buffered;
         private long _fileOffset;
@@ -84,7 +85,6 @@ public sealed class MaildirStore : IDeliveryAgent
             _targets = targets;
             _directorySync = directorySync;
             _uniqueName = NewUniqueName();
-            _tmpPath = Path.Combine(targets[0].Tmp, _uniqueName);
             _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         }
 
@@ -107,44 +107,46 @@ public sealed class MaildirStore : IDeliveryAgent
         public async ValueTask<DeliveryOutcome> CommitAsync(CancellationToken cancellationToken)
         {
             // Dovecot's convention: S= is the file size, W= the size with CRLF line endings (what POP3 sends).
-            string finalName = "";
             await BlockingIo.RunAsync(() =>
             {
                 FlushBuffer();
                 SafeFileHandle file = _file ?? Create();
                 RandomAccess.FlushToDisk(file);
-                file.Dispose();
-                _file = null;
-                finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={_fileOffset},W={_receivedBytes}");
+                string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={_fileOffset},W={_receivedBytes}");
                 MaildirMailbox primary = _targets[0];
                 for (int i = 1; i < _targets.Length; i++)
                 {
                     MaildirMailbox other = _targets[i];
                     bool sameFile = other.FileMode == primary.FileMode && other.Owner == primary.Owner;
-                    if (!sameFile || !Posix.TryLink(_tmpPath, Path.Combine(other.New, finalName)))
+                    string otherPath = Path.Combine(other.New, finalName);
+                    bool linked = sameFile && (_tmpPath is null ? Posix.LinkOpenFile(file, otherPath) : Posix.TryLink(_tmpPath, otherPath));
+                    if (!linked)
                     {
-                        CopyInto(other, finalName);
+                        CopyInto(file, other, otherPath);
                     }
                 }
 
-                File.Move(_tmpPath, Path.Combine(primary.New, finalName));
+                Publish(file, _tmpPath, Path.Combine(primary.New, finalName));
+                file.Dispose();
+                _file = null;
                 _committed = true;
-
-                // On the same disk thread: no hop between the rename and the fsync that makes it durable.
-                foreach (MaildirMailbox target in _targets)
-                {
-                    _directorySync.Sync(target.New);
-                }
             }).ConfigureAwait(false);
+
+            // The links become durable with an fsync of each new/ shared with every message linked meanwhile.
+            foreach (MaildirMailbox target in _targets)
+            {
+                await _directorySync.SyncAsync(target.New).ConfigureAwait(false);
+            }
 
             return DeliveryOutcome.Delivered;
         }
 
         public ValueTask DisposeAsync()
         {
+            // An unnamed file disappears with its descriptor; a named one in tmp/ is removed.
             _file?.Dispose();
             _file = null;
-            if (!_committed)
+            if (!_committed && _tmpPath is not null)
             {
                 try
                 {
@@ -195,44 +197,52 @@ public sealed class MaildirStore : IDeliveryAgent
 
         private SafeFileHandle Create()
         {
-            _file = CreateFile(_tmpPath, _targets[0]);
+            _file = CreateFile(_targets[0], _uniqueName, out _tmpPath);
             return _file;
         }
 
-        private void CopyInto(MaildirMailbox other, string finalName)
+        private void CopyInto(SafeFileHandle source, MaildirMailbox other, string finalPath)
         {
-            string tmp = Path.Combine(other.Tmp, _uniqueName);
-            using (SafeFileHandle target = CreateFile(tmp, other))
-            using (SafeFileHandle source = File.OpenHandle(_tmpPath))
+            using SafeFileHandle target = CreateFile(other, _uniqueName, out string? tmpPath);
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+            try
             {
-                byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-                try
+                long offset = 0;
+                int n;
+                while ((n = RandomAccess.Read(source, buffer, offset)) > 0)
                 {
-                    long offset = 0;
-                    int n;
-                    while ((n = RandomAccess.Read(source, buffer, offset)) > 0)
-                    {
-                        RandomAccess.Write(target, buffer.AsSpan(0, n), offset);
-                        offset += n;
-                    }
+                    RandomAccess.Write(target, buffer.AsSpan(0, n), offset);
+                    offset += n;
                 }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-
-                RandomAccess.FlushToDisk(target);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
             }
 
-            File.Move(tmp, Path.Combine(other.New, finalName));
+            RandomAccess.FlushToDisk(target);
+            Publish(target, tmpPath, finalPath);
         }
 
-        private static SafeFileHandle CreateFile(string path, MaildirMailbox mailbox)
+        /// <summary>
+        /// Creates the message file: unnamed inside <c>new/</c> where Linux allows it, so that nothing is
+        /// ever half-visible and a crash leaves no <c>tmp/</c> debris — and one directory entry per message,
+        /// not a create in <c>tmp/</c> and a rename across directories (which serialises on the file system's
+        /// rename lock). Otherwise in <c>tmp/</c> as the Maildir convention says; <paramref name="tmpPath"/> names it.
+        /// </summary>
+        private static SafeFileHandle CreateFile(MaildirMailbox mailbox, string uniqueName, out string? tmpPath)
         {
-            SafeFileHandle handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            SafeFileHandle? handle = Posix.TryOpenUnnamed(mailbox.New, mailbox.FileMode);
+            tmpPath = null;
+            if (handle is null)
+            {
+                tmpPath = Path.Combine(mailbox.Tmp, uniqueName);
+                handle = File.OpenHandle(tmpPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+            }
+
             if (!OperatingSystem.IsWindows())
             {
-                // Created under the umask inside a 0700 tmp/; set the configured mode exactly before any byte is written.
+                // Created under the umask; set the configured mode exactly before any byte is written.
                 File.SetUnixFileMode(handle, mailbox.FileMode);
                 if (mailbox.Owner is { } owner && Posix.IsRoot)
                 {
@@ -241,6 +251,18 @@ public sealed class MaildirStore : IDeliveryAgent
             }
 
             return handle;
+        }
+
+        private static void Publish(SafeFileHandle file, string? tmpPath, string finalPath)
+        {
+            if (tmpPath is not null)
+            {
+                File.Move(tmpPath, finalPath);
+            }
+            else if (!Posix.LinkOpenFile(file, finalPath))
+            {
+                throw new IOException($"{finalPath} already exists");
+            }
         }
     }
 }

@@ -1,17 +1,31 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace SlimMail.Delivery;
 
 /// <summary>
-/// The few POSIX calls .NET does not expose: fsync of a directory, hard links, ownership.
+/// The few POSIX calls .NET does not expose: fsync of a directory, hard links, unnamed files, ownership.
 /// On other systems they degrade to what the platform offers (no directory fsync, copies for links).
 /// </summary>
 internal static partial class Posix
 {
     private const int ORdOnly = 0;
-    private const int ODirectory = 0x10000; // Linux x86-64 and arm64
+    private const int ORdWr = 2;
     private const int OCloExec = 0x80000;
+    private const int OTmpFileFlag = 0x400000; // __O_TMPFILE; O_TMPFILE is it with O_DIRECTORY
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkFollow = 0x400;
+    private const int EIsDir = 21;
+    private const int EInval = 22;
+    private const int EOpNotSupp = 95;
+
+    // O_DIRECTORY differs between architectures: 0200000 on x86-64, 040000 on arm64 (and arm).
+    private static readonly int ODirectory =
+        RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x4000 : 0x10000;
+
+    private static volatile bool _tmpFileUnsupported = !OperatingSystem.IsLinux()
+        || RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64);
 
     public static bool IsLinux { get; } = OperatingSystem.IsLinux();
 
@@ -51,6 +65,49 @@ internal static partial class Posix
         }
 
         return Link(existing, newPath) == 0;
+    }
+
+    /// <summary>
+    /// Opens an unnamed file in <paramref name="directory"/> (Linux's O_TMPFILE), readable and writable, with
+    /// <paramref name="mode"/> before the umask. It has no name until <see cref="LinkOpenFile"/> gives it one, and
+    /// vanishes if the process dies first. Null when the kernel or the file system cannot (callers then write
+    /// in a temporary file and rename it).
+    /// </summary>
+    public static SafeFileHandle? TryOpenUnnamed(string directory, UnixFileMode mode)
+    {
+        if (_tmpFileUnsupported)
+        {
+            return null;
+        }
+
+        int fd = OpenMode(directory, OTmpFileFlag | ODirectory | ORdWr | OCloExec, (int)mode);
+        if (fd >= 0)
+        {
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno is EOpNotSupp or EIsDir or EInval)
+        {
+            _tmpFileUnsupported = true;
+            return null;
+        }
+
+        throw new IOException($"open(O_TMPFILE in {directory}) failed: errno {errno}");
+    }
+
+    /// <summary>Gives a file opened by <see cref="TryOpenUnnamed"/> the name <paramref name="path"/>; false if the name exists.</summary>
+    public static bool LinkOpenFile(SafeFileHandle file, string path)
+    {
+        // linkat(fd, "", AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link works for every user.
+        string source = string.Create(CultureInfo.InvariantCulture, $"/proc/self/fd/{file.DangerousGetHandle()}");
+        if (LinkAt(AtFdCwd, source, AtFdCwd, path, AtSymlinkFollow) == 0)
+        {
+            return true;
+        }
+
+        int errno = Marshal.GetLastPInvokeError();
+        return errno == 17 /* EEXIST */ ? false : throw new IOException($"linkat({path}) failed: errno {errno}");
     }
 
     /// <summary>True when the process runs as root.</summary>
@@ -117,6 +174,12 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenMode(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LinkAt(int oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
