@@ -14,3 +14,77 @@ ensure_smtp_tools() {
 build_slimmail() {
   dotnet build src/SlimMail -c Release -nologo -v quiet >/dev/null
 }
+
+# A private Postfix instance under DIR: smtpd on 127.0.0.1:PORT, every recipient @bench.test delivered by
+# virtual(8) into the Maildir DIR/vmail/bench/ (fsync'd, as Postfix always does). Started with
+# `postfix -c`, so the machine's own Postfix (if any) is untouched; stop_postfix_virtual stops it.
+start_postfix_virtual() {
+  local dir=$1 port=$2
+  mkdir -p "$dir/etc" "$dir/queue" "$dir/data" "$dir/vmail"
+  chown nobody:nogroup "$dir/vmail"
+  chown postfix "$dir/data"
+  cat > "$dir/etc/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix.bench.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = bench.test
+virtual_mailbox_base = $dir/vmail
+virtual_mailbox_maps = static:bench/
+virtual_uid_maps = static:$(id -u nobody)
+virtual_gid_maps = static:$(getent group nogroup | cut -d: -f3)
+virtual_minimum_uid = 1
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+default_process_limit = 200
+biff = no
+maillog_file = $dir/maillog
+maillog_file_prefixes = $dir
+CF
+  cat > "$dir/etc/master.cf" <<CF
+127.0.0.1:$port inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+CF
+  postfix -c "$dir/etc" set-permissions >/dev/null 2>&1 || true
+  postfix -c "$dir/etc" start >/dev/null 2>&1 || script -qc "postfix -c $dir/etc start" /dev/null >&2
+  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && return 0; sleep 0.1; done
+  echo "the private Postfix did not start; see $dir/maillog" >&2
+  return 1
+}
+
+stop_postfix_virtual() {
+  local pid
+  pid=$(cat "$1/queue/pid/master.pid" 2>/dev/null | tr -d ' ') || true
+  postfix -c "$1/etc" stop >/dev/null 2>&1 || true
+  # Wait for the master to be gone before its directory is removed (it would linger, holding the port).
+  for _ in $(seq 50); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+}

@@ -1,37 +1,59 @@
 #!/usr/bin/env bash
-# POP3 retrieval benchmark: the same Maildir (COUNT messages of SIZE bytes, delivered by SlimMail over
-# SMTP) is served by SlimMail and by a private Dovecot POP3 instance on loopback; one Python poplib
-# client logs in and runs LIST, UIDL and RETR of every message (no DELE, so runs repeat), REPEATS
-# times interleaved. Prints messages per second for each and the ratio.
-# Usage: bench/pop3.sh [COUNT] [SIZE] [REPEATS]   (as root: installs dovecot-pop3d if missing)
+# POP3 retrieval benchmark: SlimMail and a private Dovecot POP3 instance (own config, passwd-file, on
+# loopback, started and stopped by this script) serve copies of the same Maildirs. The client is
+# bench/SlimMail.Load (C#, so that the client is not what limits the rate): each session logs in, runs
+# STAT, LIST, UIDL, then RETR of every message one at a time (no DELE, so runs repeat), QUIT.
+#   1 session:  one maildrop of COUNT messages;   4 sessions: four maildrops of COUNT/4 each.
+# Runs are interleaved, REPEATS times, after one warm-up each; medians and SlimMail / Dovecot.
+# Usage: sudo bench/pop3.sh [COUNT] [SIZE] [REPEATS]   (default 20000 1024 3; installs dovecot-pop3d if missing)
+#   env: DIST=dir (an existing deploy/publish.sh output, to skip publishing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COUNT=${1:-1000}; SIZE=${2:-1024}; REPEATS=${3:-3}
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+COUNT=${1:-20000}; SIZE=${2:-1024}; REPEATS=${3:-3}
+source bench/lib.sh
+ensure_smtp_tools
 command -v /usr/sbin/dovecot >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-pop3d >/dev/null
-command -v /usr/sbin/smtp-source >/dev/null 2>&1 || {
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null; }
-
-dotnet build src/SlimMail -c Release -nologo -v quiet >/dev/null
-DLL=src/SlimMail/bin/Release/net10.0/slimmail.dll
 W=$(mktemp -d)
 chmod 755 "$W"   # Dovecot's auth process runs as its own user and must read the passwd file
 cleanup() { [ -n "${SLIM:-}" ] && kill "$SLIM" 2>/dev/null; [ -f "$W/run/master.pid" ] && kill "$(cat "$W/run/master.pid")" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
 
-# SlimMail, zero-config defaults moved to free ports.
-(cd "$W" && exec dotnet "$OLDPWD/$DLL" serve --Smtp:Listeners:0:Endpoint=127.0.0.1:25270 --Pop3:Listeners:0:Endpoint=127.0.0.1:11000 > slimmail.log 2>&1) &
-SLIM=$!
-for _ in $(seq 100); do grep -q "pop3 listening" "$W/slimmail.log" 2>/dev/null && break; sleep 0.1; done
-/usr/sbin/smtp-source -s 8 -m "$COUNT" -l "$SIZE" -f bench@client.test -t root@localhost 127.0.0.1:25270
-PASSWORD=$(cat "$W/slimmail-data/local-password")
+DIST=${DIST:-}
+[ -z "$DIST" ] && { DIST=$W/dist; deploy/publish.sh "$DIST" >/dev/null; }
+dotnet build bench/SlimMail.Load -c Release -nologo -v quiet -o "$W/load" >/dev/null
+LOAD="$W/load/slimmail-load"
+PASSWORD=bench-password
+HASH=$(echo "$PASSWORD" | "$DIST/slimmail" hash-password)
+USERS="one q1 q2 q3 q4"
 
-# Dovecot over a copy of the same Maildir.
-mkdir -p "$W/run" "$W/home/local"
-cp -a "$W/slimmail-data/mail/local" "$W/home/local/Maildir"
+users_json=""
+for u in $USERS; do users_json+="\"$u\": { \"PasswordHash\": \"$HASH\" },"; done
+cat > "$W/slimmail.json" <<JSON
+{ "Hostname": "bench.slimmail.test", "DataDirectory": "$W/data",
+  "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:25270", "Role": "Mx" } ], "MaxConnections": 2000, "MaxConnectionsPerAddress": 2000 },
+  "Pop3": { "Listeners": [ { "Endpoint": "127.0.0.1:11000" } ] },
+  "Domains": { "bench.test": { "Mailboxes": { "one": "one", "q1": "q1" } } },
+  "Users": { ${users_json%,} },
+  "Logging": { "LogLevel": { "Default": "Warning" } } }
+JSON
+"$DIST/slimmail" serve --config "$W/slimmail.json" > "$W/slimmail.log" 2>&1 &
+SLIM=$!
+for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/11000) 2>/dev/null && break; sleep 0.1; done
+
+# The maildrops: COUNT messages for "one", COUNT/4 for q1, copied to q2..q4.
+"$LOAD" smtp 127.0.0.1:25270 -d -P -s 8 -m "$COUNT" -l "$SIZE" -t one@bench.test >/dev/null
+"$LOAD" smtp 127.0.0.1:25270 -d -P -s 8 -m $((COUNT / 4)) -l "$SIZE" -t q1@bench.test >/dev/null
+for u in q2 q3 q4; do cp -a "$W/data/mail/q1" "$W/data/mail/$u"; done
+
+# Dovecot over copies of the same Maildirs.
+mkdir -p "$W/run"
+: > "$W/passwd"
+for u in $USERS; do
+  mkdir -p "$W/home/$u"
+  cp -a "$W/data/mail/$u" "$W/home/$u/Maildir"
+  echo "$u:{PLAIN}$PASSWORD::::::" >> "$W/passwd"
+done
 chown -R dovecot:dovecot "$W/home"
-echo "local:{PLAIN}$PASSWORD::::::" > "$W/passwd"
 chmod 644 "$W/passwd"
 cat > "$W/dovecot.conf" <<CONF
 base_dir = $W/run
@@ -62,29 +84,23 @@ CONF
 /usr/sbin/dovecot -c "$W/dovecot.conf"
 sleep 1
 
+# fetch PORT SESSIONS -> messages per second (and checks every session saw its whole maildrop)
 fetch() {
-  python3 - "$1" "$PASSWORD" <<'PY'
-import poplib, sys, time
-port, password = int(sys.argv[1]), sys.argv[2]
-start = time.perf_counter()
-p = poplib.POP3('127.0.0.1', port)
-p.user('local'); p.pass_(password)
-listing = p.list()[1]; p.uidl()
-total = 0
-for i in range(1, len(listing) + 1):
-    total += p.retr(i)[2]
-p.quit()
-elapsed = time.perf_counter() - start
-print(f"{len(listing) / elapsed:.0f} {len(listing)} {total}")
-PY
+  local user=one out
+  [ "$2" -gt 1 ] && user='q{0}'
+  out=$("$LOAD" pop3 127.0.0.1:"$1" -s "$2" -u "$user" -w "$PASSWORD")
+  [ "$(echo "$out" | cut -d' ' -f2)" = "$COUNT" ] || { echo "port $1: retrieved $(echo "$out" | cut -d' ' -f2) of $COUNT" >&2; exit 1; }
+  echo "$out" | cut -d' ' -f1
 }
-
-fetch 11000 >/dev/null; fetch 11001 >/dev/null   # warm-up (JIT, Dovecot's index)
-slim=(); dove=()
-for _ in $(seq "$REPEATS"); do
-  slim+=("$(fetch 11000 | cut -d' ' -f1)")
-  dove+=("$(fetch 11001 | cut -d' ' -f1)")
-done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-s=$(median "${slim[@]}"); d=$(median "${dove[@]}")
-echo "| $COUNT x $SIZE B | $d | $s | $(echo "100 * $s / $d" | bc)% |"
+
+for sessions in 1 4; do
+  fetch 11000 "$sessions" >/dev/null; fetch 11001 "$sessions" >/dev/null   # warm-up (JIT, Dovecot's index)
+  slim=(); dove=()
+  for _ in $(seq "$REPEATS"); do
+    slim+=("$(fetch 11000 "$sessions")")
+    dove+=("$(fetch 11001 "$sessions")")
+  done
+  s=$(median "${slim[@]}"); d=$(median "${dove[@]}")
+  printf '| %d x %s | %d | %.0f | %.0f | %.2fx |\n' "$COUNT" "$([ "$SIZE" -lt 10240 ] && echo "${SIZE} B" || echo "$((SIZE / 1024)) KB")" "$sessions" "$d" "$s" "$(echo "$s / $d" | bc -l)"
+done

@@ -1,27 +1,50 @@
 #!/usr/bin/env bash
-# SlimMail inbound benchmark: Postfix's smtp-source sends 1 KB and 100 KB messages at 1, 8 and 32
-# concurrent sessions (one new connection per message) to
-#   - smtp-sink, Postfix's C null server (discards mail): the protocol's speed limit on this machine;
-#   - SlimMail, delivering every message fsync'd into a Maildir before answering 250.
-# Both run in the same run, interleaved, REPEATS times; the table shows medians and the ratio.
-# Usage: bench/run.sh [REPEATS]   (as root, or with smtp-source/smtp-sink installed)
+# SlimMail inbound benchmark, side by side with its peers on this machine, all on loopback:
+#   - smtp-sink: Postfix's C null server, which discards mail: the protocol's speed limit here;
+#   - Postfix: a private instance (own config, queue and Maildir under a temporary directory) whose
+#     smtpd queues each message and virtual(8) delivers it into a Maildir, both fsync'd; its rate counts
+#     until the last message is in the Maildir;
+#   - SlimMail: the shipped build (deploy/publish.sh: self-contained, trimmed, ReadyToRun), every
+#     message fsync'd into a Maildir (file and directory) before 250.
+# Three client behaviours ("variants"):
+#   new        smtp-source, one new connection per message (what most senders do);
+#   reuse      smtp-source -d, all of a session's messages over one connection;
+#   pipelined  bench/SlimMail.Load -d -P: one connection, MAIL+RCPT+DATA sent in one write (RFC 2920).
+# Sizes 1 KB and 100 KB, 1/8/32 concurrent sessions, REPEATS interleaved rounds, medians.
+# Prints a Markdown table (rates and SlimMail's ratio to each peer) and SlimMail's peak RSS, and writes
+# the raw rates and a chart (rate against sessions, one panel per variant and size) into OUT.
+# Usage: sudo bench/run.sh [REPEATS]
+#   env: OUT=dir (default bench/results), DIST=dir (an existing deploy/publish.sh output), VARIANTS="new reuse pipelined", SIZES="1024 102400",
+#        SESSIONS="1 8 32", PEERS="sink postfix slimmail"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${1:-3}
+VARIANTS=${VARIANTS:-new reuse pipelined}
+SIZES=${SIZES:-1024 102400}
+SESSIONS=${SESSIONS:-1 8 32}
+PEERS=${PEERS:-sink postfix slimmail}
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
 
 source bench/lib.sh
 ensure_smtp_tools
-
-build_slimmail
+command -v gnuplot >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null
 WORK=$(mktemp -d)
-SINK_PORT=25250
-SLIM_PORT=25251
+chmod 755 "$WORK"
+SINK_PORT=25250 SLIM_PORT=25251 POSTFIX_PORT=25252
 cleanup() {
-  [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null || true
-  [ -n "${SLIM_PID:-}" ] && kill "$SLIM_PID" 2>/dev/null || true
+  [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null
+  [ -n "${SLIM_PID:-}" ] && kill "$SLIM_PID" 2>/dev/null
+  stop_postfix_virtual "$WORK/postfix"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+echo "building SlimMail (deploy/publish.sh) and the load client..." >&2
+DIST=${DIST:-}   # an existing deploy/publish.sh output, to skip publishing
+[ -z "$DIST" ] && { DIST=$WORK/dist; deploy/publish.sh "$DIST" >/dev/null; }
+dotnet build bench/SlimMail.Load -c Release -nologo -v quiet -o "$WORK/load" >/dev/null
+LOAD="$WORK/load/slimmail-load"
 
 cat > "$WORK/slimmail.json" <<JSON
 {
@@ -38,45 +61,94 @@ JSON
 
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK_PORT 1024 &
 SINK_PID=$!
-dotnet "$DLL" serve --config "$WORK/slimmail.json" > "$WORK/slimmail.log" 2>&1 &
+"$DIST/slimmail" serve --config "$WORK/slimmail.json" > "$WORK/slimmail.log" 2>&1 &
 SLIM_PID=$!
+[[ " $PEERS " == *" postfix "* ]] && start_postfix_virtual "$WORK/postfix" $POSTFIX_PORT
 for _ in $(seq 100); do
   grep -q "listening on" "$WORK/slimmail.log" 2>/dev/null && break
   sleep 0.1
 done
 
-# rate PORT SESSIONS COUNT SIZE -> messages per second
+port_of() { case $1 in sink) echo $SINK_PORT ;; postfix) echo $POSTFIX_PORT ;; slimmail) echo $SLIM_PORT ;; esac; }
+
+# Postfix has only queued a message at 250; it counts as done once virtual(8) has delivered it.
+postfix_drained() {
+  local q=$WORK/postfix/queue
+  for _ in $(seq 6000); do
+    [ -z "$(find "$q/maildrop" "$q/incoming" "$q/active" "$q/deferred" -type f -print -quit 2>/dev/null)" ] && return 0
+    sleep 0.01
+  done
+  echo "Postfix did not deliver everything within 60 s" >&2
+}
+
+# rate PEER VARIANT SESSIONS COUNT SIZE -> messages per second
 rate() {
-  local start end
+  local peer=$1 variant=$2 sessions=$3 count=$4 size=$5 port start end
+  port=$(port_of "$peer")
   start=$(date +%s.%N)
-  /usr/sbin/smtp-source -s "$2" -m "$3" -l "$4" -f sender@client.test -t rcpt@bench.test ${SMTP_SOURCE_EXTRA:-} 127.0.0.1:"$1" >/dev/null
+  case $variant in
+    new) /usr/sbin/smtp-source -s "$sessions" -m "$count" -l "$size" -f sender@client.test -t rcpt@bench.test 127.0.0.1:"$port" >/dev/null ;;
+    reuse) /usr/sbin/smtp-source -d -s "$sessions" -m "$count" -l "$size" -f sender@client.test -t rcpt@bench.test 127.0.0.1:"$port" >/dev/null ;;
+    pipelined) "$LOAD" smtp 127.0.0.1:"$port" -d -P -s "$sessions" -m "$count" -l "$size" -f sender@client.test -t rcpt@bench.test >/dev/null ;;
+  esac
+  [ "$peer" = postfix ] && postfix_drained
   end=$(date +%s.%N)
-  echo "$3 / ($end - $start)" | bc -l
+  echo "$count / ($end - $start)" | bc -l
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-# Warm-up: a server runs for days; under full load the JIT's tier-1 recompilation of the hot
-# path takes ~20,000 messages to finish on 2 cores, so that many go first (both servers).
-for _ in 1 2 3 4; do rate $SLIM_PORT 32 6000 1024 >/dev/null; done
-rate $SLIM_PORT 8 300 102400 >/dev/null
-rate $SINK_PORT 32 6000 1024 >/dev/null
+# Warm-up: tier-1 JIT of the hot path (the ReadyToRun code is only the first tier), and Postfix's processes.
+for _ in 1 2 3; do rate slimmail new 32 6000 1024 >/dev/null; done
+rate slimmail pipelined 8 3000 1024 >/dev/null
+rate slimmail new 8 300 102400 >/dev/null
+rate sink new 32 6000 1024 >/dev/null
+[[ " $PEERS " == *" postfix "* ]] && rate postfix new 8 300 1024 >/dev/null
 # Files are not deleted during the run: on ext4, allocating inodes right after mass deletion is slow
 # (recently_deleted() scans) and would measure the file system's cleanup, not the server.
 
-before=$(find "$WORK/data/mail/bench/new" -type f | wc -l)
-printf '| size | sessions | smtp-sink msg/s | SlimMail msg/s (fsync Maildir) | ratio |\n|---|---|---|---|---|\n'
-for size in 1024 102400; do
-  for sessions in 1 8 32; do
-    if [ "$size" = 1024 ]; then count=$((sessions == 1 ? 2000 : 6000)); else count=$((sessions == 1 ? 600 : 2000)); fi
-    sink=(); slim=()
-    for _ in $(seq "$REPEATS"); do
-      sink+=("$(rate $SINK_PORT $sessions $count $size)")
-      slim+=("$(rate $SLIM_PORT $sessions $count $size)")
+DATA="$OUT/smtp-rates.tsv"
+printf 'variant\tsize\tsessions\tsink\tpostfix\tslimmail\n' > "$DATA"
+printf '| client | size | sessions | smtp-sink msg/s | Postfix → virtual(8) msg/s | SlimMail msg/s | SlimMail / smtp-sink | SlimMail / Postfix |\n|---|---|---|---|---|---|---|---|\n'
+for variant in $VARIANTS; do
+  for size in $SIZES; do
+    for sessions in $SESSIONS; do
+      # Enough messages for a few seconds each; Postfix is ~10x slower, so it gets a tenth.
+      if [ "$size" -le 10240 ]; then count=$((sessions == 1 ? 2000 : 6000)); else count=$((sessions == 1 ? 600 : 2000)); fi
+      declare -A runs=([sink]="" [postfix]="" [slimmail]="")
+      for _ in $(seq "$REPEATS"); do
+        for peer in $PEERS; do
+          n=$count
+          [ "$peer" = postfix ] && n=$((count / 10))
+          runs[$peer]+=" $(rate "$peer" "$variant" "$sessions" "$n" "$size")"
+        done
+      done
+      s=0; p=0; m=0
+      [ -n "${runs[sink]// /}" ] && s=$(median ${runs[sink]})
+      [ -n "${runs[postfix]// /}" ] && p=$(median ${runs[postfix]})
+      [ -n "${runs[slimmail]// /}" ] && m=$(median ${runs[slimmail]})
+      printf '%s\t%s\t%s\t%.0f\t%.0f\t%.0f\n' "$variant" "$size" "$sessions" "$s" "$p" "$m" >> "$DATA"
+      ratio() { [ "${2%.*}" != 0 ] && printf '%.0f%%' "$(echo "100 * $1 / $2" | bc -l)" || printf '—'; }
+      printf '| %s | %s | %d | %.0f | %.0f | %.0f | %s | %s |\n' "$variant" "$([ "$size" -le 10240 ] && echo "$((size / 1024)) KB" || echo "$((size / 1024)) KB")" \
+        "$sessions" "$s" "$p" "$m" "$(ratio "$m" "$s")" "$(ratio "$m" "$p")"
     done
-    s=$(median "${sink[@]}"); m=$(median "${slim[@]}")
-    printf '| %s | %d | %.0f | %.0f | %.0f%% |\n' "$([ $size = 1024 ] && echo "1 KB" || echo "100 KB")" "$sessions" "$s" "$m" "$(echo "100 * $m / $s" | bc -l)"
   done
 done
-stored=$(( $(find "$WORK/data/mail/bench/new" -type f | wc -l) - before ))
 echo
-echo "SlimMail peak RSS: $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$SLIM_PID/status); messages stored in the Maildir during the measured runs: $stored"
+echo "SlimMail peak RSS over the whole run: $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$SLIM_PID/status)"
+
+# The chart: one panel per (variant, size), rate against sessions for the three servers.
+panels=$(awk -F'\t' 'NR > 1 {print $1 "\t" $2}' "$DATA" | uniq | wc -l)
+{
+  echo "set terminal svg size 1200,$(( (panels + 1) / 2 * 320 )) font 'sans,11' background '#ffffff'"
+  echo "set output '$OUT/smtp-rates.svg'"
+  echo "set multiplot layout $(( (panels + 1) / 2 )),2 title 'SMTP messages/s against concurrent sessions (loopback, 2 cores, fsync before 250 except smtp-sink)'"
+  echo "set logscale x 2; set xtics (1, 8, 32); set key top left; set grid ytics; set yrange [0:*]; set datafile separator '\t'"
+  awk -F'\t' 'NR > 1 {print $1 "\t" $2}' "$DATA" | uniq | while IFS=$'\t' read -r variant size; do
+    sel="(strcol(1) eq '$variant' \&\& \$2 == $size ? \$3 : NaN)"
+    echo "set title '$variant connection, $((size / 1024)) KB'"
+    echo "plot '$DATA' using $sel:4 with linespoints title 'smtp-sink (discards)', '' using $sel:5 with linespoints title 'Postfix → virtual(8)', '' using $sel:6 with linespoints lw 2 title 'SlimMail'"
+  done
+  echo "unset multiplot"
+} > "$WORK/chart.gp"
+sed -i 's/\\&\\&/\&\&/g' "$WORK/chart.gp"
+gnuplot "$WORK/chart.gp" && echo "chart: $OUT/smtp-rates.svg; data: $DATA"

@@ -5,8 +5,8 @@ namespace SlimMail.Delivery;
 /// <summary>
 /// Group commit for directory fsyncs: every caller needs an fsync that starts after its rename, and one
 /// fsync serves all the renames that happened before it started. While one runs, later callers join the
-/// next batch; the thread that ran the fsync runs the next one for the whole batch as soon as it is done,
-/// so N messages finishing together cost two fsyncs, not N. Waiters wait on a task, not on a lock: no
+/// next batch, run for all of them as soon as the current one is done, so N messages finishing together
+/// cost two fsyncs, not N. Waiters wait on a task, not on a lock: no
 /// crowd of threads waking up to fight over a monitor (which showed as sched_yield spinning under load).
 /// </summary>
 internal sealed class DirectorySync
@@ -18,22 +18,14 @@ internal sealed class DirectorySync
 
     public static DirectorySync Shared { get; } = new();
 
-    /// <summary>Completes once an fsync of <paramref name="path"/> that started after this call has finished.</summary>
+    /// <summary>
+    /// Call on a disk thread (<see cref="BlockingIo"/>) after the renames or links to make durable. When no
+    /// fsync of <paramref name="path"/> is running, runs one here — and then each batch that gathered
+    /// meanwhile — and returns a completed task; otherwise returns the task of the next batch, which the
+    /// running thread will complete. Either way the task completes once an fsync that started after this
+    /// call has finished. A lone message thus costs no extra thread hop.
+    /// </summary>
     public Task SyncAsync(string path)
-    {
-        Directory directory = _directories.GetOrAdd(path, static p => new Directory(p));
-        TaskCompletionSource batch = Join(directory, out bool lead);
-        if (lead)
-        {
-            // A pool thread, not a disk thread: a disk thread blocked in Sync() must never wait for this.
-            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Self.RunBatches(state.Directory, state.Batch), (Self: this, Directory: directory, Batch: batch), preferLocal: false);
-        }
-
-        return batch.Task;
-    }
-
-    /// <summary><see cref="SyncAsync"/> for callers already on a disk thread: leads on this thread if no fsync is running.</summary>
-    public void Sync(string path)
     {
         Directory directory = _directories.GetOrAdd(path, static p => new Directory(p));
         TaskCompletionSource batch = Join(directory, out bool lead);
@@ -42,8 +34,11 @@ internal sealed class DirectorySync
             RunBatches(directory, batch);
         }
 
-        batch.Task.GetAwaiter().GetResult();
+        return batch.Task;
     }
+
+    /// <summary><see cref="SyncAsync"/>, waiting for the result (for callers that may block a disk thread).</summary>
+    public void Sync(string path) => SyncAsync(path).GetAwaiter().GetResult();
 
     private static TaskCompletionSource Join(Directory directory, out bool lead)
     {
@@ -60,8 +55,10 @@ internal sealed class DirectorySync
         }
     }
 
-    // Runs the batch given, then every batch that gathered meanwhile, until none is waiting.
-    private void RunBatches(Directory directory, TaskCompletionSource batch)
+    // Runs the batch given. Batches that gathered meanwhile are run by a pool thread, which keeps going
+    // until none is left: the caller's own message must not wait behind other people's fsyncs, and a pool
+    // thread never waits for a free disk thread (disk threads may all be blocked in Sync, waiting for it).
+    private void RunBatches(Directory directory, TaskCompletionSource batch, bool loop = false)
     {
         while (true)
         {
@@ -86,6 +83,15 @@ internal sealed class DirectorySync
 
                 batch = directory.Pending;
                 directory.Pending = null;
+            }
+
+            if (!loop)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(
+                    static state => state.Self.RunBatches(state.Directory, state.Batch, loop: true),
+                    (Self: this, Directory: directory, Batch: batch),
+                    preferLocal: false);
+                return;
             }
         }
     }

@@ -107,6 +107,7 @@ public sealed class MaildirStore : IDeliveryAgent
         public async ValueTask<DeliveryOutcome> CommitAsync(CancellationToken cancellationToken)
         {
             // Dovecot's convention: S= is the file size, W= the size with CRLF line endings (what POP3 sends).
+            Task[] durable = new Task[_targets.Length];
             await BlockingIo.RunAsync(() =>
             {
                 FlushBuffer();
@@ -130,12 +131,18 @@ public sealed class MaildirStore : IDeliveryAgent
                 file.Dispose();
                 _file = null;
                 _committed = true;
+
+                // The links become durable with an fsync of each new/, shared with every message linked meanwhile:
+                // run here if none is running, else joined without holding this disk thread.
+                for (int i = 0; i < _targets.Length; i++)
+                {
+                    durable[i] = _directorySync.SyncAsync(_targets[i].New);
+                }
             }).ConfigureAwait(false);
 
-            // The links become durable with an fsync of each new/ shared with every message linked meanwhile.
-            foreach (MaildirMailbox target in _targets)
+            foreach (Task sync in durable)
             {
-                await _directorySync.SyncAsync(target.New).ConfigureAwait(false);
+                await sync.ConfigureAwait(false);
             }
 
             return DeliveryOutcome.Delivered;

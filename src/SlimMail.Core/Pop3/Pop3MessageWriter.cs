@@ -103,6 +103,8 @@ internal static class Pop3MessageWriter
         public bool Done;
     }
 
+    // Copies runs between line breaks with vectorised searches and copies; only CR, LF and a leading '.'
+    // are looked at one by one.
     private static int Convert(ReadOnlySpan<byte> input, Span<byte> output, ref State state)
     {
         int o = 0;
@@ -112,60 +114,93 @@ internal static class Pop3MessageWriter
             return 0;
         }
 
-        for (int i = 0; i < input.Length; i++)
+        int i = 0;
+        while (i < input.Length)
         {
-            byte b = input[i];
-            if (b == (byte)'\n')
+            if (state.PendingCr)
             {
                 state.PendingCr = false;
-                output[o++] = (byte)'\r';
-                output[o++] = (byte)'\n';
-                if (state.InHeaders)
+                if (input[i] != (byte)'\n')
                 {
-                    if (state.LineEmpty || state.AtLineStart)
-                    {
-                        state.InHeaders = false;
-                    }
+                    // A CR not followed by LF goes out as it came.
+                    output[o++] = (byte)'\r';
+                    state.LineEmpty = false;
                 }
                 else
                 {
-                    state.BodyLinesLeft--;
-                }
+                    i++;
+                    if (EndLine(output, ref o, ref state))
+                    {
+                        return o;
+                    }
 
-                state.AtLineStart = true;
-                state.LineEmpty = true;
-                if (!state.InHeaders && state.BodyLinesLeft <= 0)
-                {
-                    state.Done = true;
-                    return o;
+                    continue;
                 }
-
-                continue;
             }
 
-            if (state.PendingCr)
+            if (state.AtLineStart && input[i] == (byte)'.')
             {
-                output[o++] = (byte)'\r';
-                state.PendingCr = false;
+                output[o++] = (byte)'.';
+            }
+
+            ReadOnlySpan<byte> rest = input[i..];
+            int stop = rest.IndexOfAny((byte)'\r', (byte)'\n');
+            ReadOnlySpan<byte> run = stop < 0 ? rest : rest[..stop];
+            if (!run.IsEmpty)
+            {
+                run.CopyTo(output[o..]);
+                o += run.Length;
+                i += run.Length;
+                state.AtLineStart = false;
                 state.LineEmpty = false;
             }
 
+            if (stop < 0)
+            {
+                break;
+            }
+
+            byte b = input[i++];
             if (b == (byte)'\r')
             {
                 state.PendingCr = true;
                 continue;
             }
 
-            if (state.AtLineStart && b == (byte)'.')
+            if (EndLine(output, ref o, ref state))
             {
-                output[o++] = (byte)'.';
+                return o;
             }
-
-            state.AtLineStart = false;
-            state.LineEmpty = false;
-            output[o++] = b;
         }
 
         return o;
+    }
+
+    // Writes CRLF for a line break; true when TOP has sent all the body lines it asked for.
+    private static bool EndLine(Span<byte> output, ref int o, ref State state)
+    {
+        output[o++] = (byte)'\r';
+        output[o++] = (byte)'\n';
+        if (state.InHeaders)
+        {
+            if (state.LineEmpty || state.AtLineStart)
+            {
+                state.InHeaders = false;
+            }
+        }
+        else
+        {
+            state.BodyLinesLeft--;
+        }
+
+        state.AtLineStart = true;
+        state.LineEmpty = true;
+        if (!state.InHeaders && state.BodyLinesLeft <= 0)
+        {
+            state.Done = true;
+            return true;
+        }
+
+        return false;
     }
 }
