@@ -11,6 +11,11 @@ ensure_smtp_tools() {
   fi
 }
 
+# The environment deploy/slimmail.service gives the server (the GC settings), for benchmarks to run it alike.
+slimmail_env() {
+  grep -oE '^Environment=DOTNET_GC[^ ]+' deploy/slimmail.service | cut -d= -f2-
+}
+
 build_slimmail() {
   dotnet build src/SlimMail -c Release -nologo -v quiet >/dev/null
 }

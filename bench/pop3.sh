@@ -36,7 +36,7 @@ cat > "$W/slimmail.json" <<JSON
   "Users": { ${users_json%,} },
   "Logging": { "LogLevel": { "Default": "Warning" } } }
 JSON
-"$DIST/slimmail" serve --config "$W/slimmail.json" > "$W/slimmail.log" 2>&1 &
+env $(slimmail_env) "$DIST/slimmail" serve --config "$W/slimmail.json" > "$W/slimmail.log" 2>&1 &
 SLIM=$!
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/11000) 2>/dev/null && break; sleep 0.1; done
 

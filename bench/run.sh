@@ -4,8 +4,8 @@
 #   - Postfix: a private instance (own config, queue and Maildir under a temporary directory) whose
 #     smtpd queues each message and virtual(8) delivers it into a Maildir, both fsync'd; its rate counts
 #     until the last message is in the Maildir;
-#   - SlimMail: the shipped build (deploy/publish.sh: self-contained, trimmed, ReadyToRun), every
-#     message fsync'd into a Maildir (file and directory) before 250.
+#   - SlimMail: the shipped build (deploy/publish.sh: self-contained, trimmed, ReadyToRun) with the GC
+#     environment of deploy/slimmail.service, every message fsync'd into a Maildir (file and directory) before 250.
 # Three client behaviours ("variants"):
 #   new        smtp-source, one new connection per message (what most senders do);
 #   reuse      smtp-source -d, all of a session's messages over one connection;
@@ -61,7 +61,7 @@ JSON
 
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK_PORT 1024 &
 SINK_PID=$!
-"$DIST/slimmail" serve --config "$WORK/slimmail.json" > "$WORK/slimmail.log" 2>&1 &
+env $(slimmail_env) "$DIST/slimmail" serve --config "$WORK/slimmail.json" > "$WORK/slimmail.log" 2>&1 &
 SLIM_PID=$!
 [[ " $PEERS " == *" postfix "* ]] && start_postfix_virtual "$WORK/postfix" $POSTFIX_PORT
 for _ in $(seq 100); do

@@ -51,4 +51,5 @@ internal sealed class LoadOptions
     }
 }
 
-internal readonly record struct LoadResult(long Messages, long Bytes);
+/// <summary>What a run did; <paramref name="Seconds"/> when the run timed itself (else the whole run counts).</summary>
+internal readonly record struct LoadResult(long Messages, long Bytes, double Seconds = 0);

@@ -21,6 +21,6 @@ LoadResult result = args[0] switch
     "pop3" => await Pop3Load.RunAsync(endpoint, options),
     _ => throw new ArgumentException($"unknown mode {args[0]}"),
 };
-double seconds = stopwatch.Elapsed.TotalSeconds;
+double seconds = result.Seconds > 0 ? result.Seconds : stopwatch.Elapsed.TotalSeconds;
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Messages / seconds:F0} {result.Messages} {result.Bytes} {seconds:F3}"));
 return 0;
