@@ -131,7 +131,7 @@ public sealed class MaildirMailboxStore : IMailboxStore
         }
 
         public ValueTask<Stream> OpenReadAsync(int index, CancellationToken cancellationToken) =>
-            ValueTask.FromResult<Stream>(new FileStream(_paths[index], FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan));
+            ValueTask.FromResult<Stream>(new MessageFileStream(_paths[index]));
 
         public ValueTask DeleteAsync(IReadOnlyCollection<int> indexes, CancellationToken cancellationToken)
         {
