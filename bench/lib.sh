@@ -16,6 +16,17 @@ slimmail_env() {
   grep -oE '^Environment=DOTNET_GC[^ ]+' deploy/slimmail.service | cut -d= -f2-
 }
 
+# The shipped build (deploy/publish.sh) in $DIST, or the one $DIST already names; the load client in $LOAD.
+# Usage: prepare_shipped_build WORKDIR
+prepare_shipped_build() {
+  DIST=${DIST:-}
+  [ -z "$DIST" ] && { DIST=$1/dist; deploy/publish.sh "$DIST" >/dev/null; }
+  dotnet build bench/SlimMail.Load -c Release -nologo -v quiet -o "$1/load" >/dev/null
+  LOAD="$1/load/slimmail-load"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
 build_slimmail() {
   dotnet build src/SlimMail -c Release -nologo -v quiet >/dev/null
 }

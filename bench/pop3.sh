@@ -18,10 +18,7 @@ chmod 755 "$W"   # Dovecot's auth process runs as its own user and must read the
 cleanup() { [ -n "${SLIM:-}" ] && kill "$SLIM" 2>/dev/null; [ -f "$W/run/master.pid" ] && kill "$(cat "$W/run/master.pid")" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
 
-DIST=${DIST:-}
-[ -z "$DIST" ] && { DIST=$W/dist; deploy/publish.sh "$DIST" >/dev/null; }
-dotnet build bench/SlimMail.Load -c Release -nologo -v quiet -o "$W/load" >/dev/null
-LOAD="$W/load/slimmail-load"
+prepare_shipped_build "$W"
 PASSWORD=bench-password
 HASH=$(echo "$PASSWORD" | "$DIST/slimmail" hash-password)
 USERS="one q1 q2 q3 q4"
@@ -92,7 +89,6 @@ fetch() {
   [ "$(echo "$out" | cut -d' ' -f2)" = "$COUNT" ] || { echo "port $1: retrieved $(echo "$out" | cut -d' ' -f2) of $COUNT" >&2; exit 1; }
   echo "$out" | cut -d' ' -f1
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 for sessions in 1 4; do
   fetch 11000 "$sessions" >/dev/null; fetch 11001 "$sessions" >/dev/null   # warm-up (JIT, Dovecot's index)

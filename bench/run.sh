@@ -41,10 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building SlimMail (deploy/publish.sh) and the load client..." >&2
-DIST=${DIST:-}   # an existing deploy/publish.sh output, to skip publishing
-[ -z "$DIST" ] && { DIST=$WORK/dist; deploy/publish.sh "$DIST" >/dev/null; }
-dotnet build bench/SlimMail.Load -c Release -nologo -v quiet -o "$WORK/load" >/dev/null
-LOAD="$WORK/load/slimmail-load"
+prepare_shipped_build "$WORK"
 
 cat > "$WORK/slimmail.json" <<JSON
 {
@@ -95,7 +92,7 @@ rate() {
   end=$(date +%s.%N)
   echo "$count / ($end - $start)" | bc -l
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { [ "${2%.*}" != 0 ] && printf '%.0f%%' "$(echo "100 * $1 / $2" | bc -l)" || printf '—'; }
 
 # Warm-up: tier-1 JIT of the hot path (the ReadyToRun code is only the first tier), and Postfix's processes.
 for _ in 1 2 3; do rate slimmail new 32 6000 1024 >/dev/null; done
@@ -127,8 +124,7 @@ for variant in $VARIANTS; do
       [ -n "${runs[postfix]// /}" ] && p=$(median ${runs[postfix]})
       [ -n "${runs[slimmail]// /}" ] && m=$(median ${runs[slimmail]})
       printf '%s\t%s\t%s\t%.0f\t%.0f\t%.0f\n' "$variant" "$size" "$sessions" "$s" "$p" "$m" >> "$DATA"
-      ratio() { [ "${2%.*}" != 0 ] && printf '%.0f%%' "$(echo "100 * $1 / $2" | bc -l)" || printf '—'; }
-      printf '| %s | %s | %d | %.0f | %.0f | %.0f | %s | %s |\n' "$variant" "$([ "$size" -le 10240 ] && echo "$((size / 1024)) KB" || echo "$((size / 1024)) KB")" \
+      printf '| %s | %s | %d | %.0f | %.0f | %.0f | %s | %s |\n' "$variant" "$((size / 1024)) KB" \
         "$sessions" "$s" "$p" "$m" "$(ratio "$m" "$s")" "$(ratio "$m" "$p")"
     done
   done
@@ -144,11 +140,10 @@ panels=$(awk -F'\t' 'NR > 1 {print $1 "\t" $2}' "$DATA" | uniq | wc -l)
   echo "set multiplot layout $(( (panels + 1) / 2 )),2 title 'SMTP messages/s against concurrent sessions (loopback, 2 cores, fsync before 250 except smtp-sink)'"
   echo "set logscale x 2; set xtics (1, 8, 32); set key top left; set grid ytics; set yrange [0:*]; set datafile separator '\t'"
   awk -F'\t' 'NR > 1 {print $1 "\t" $2}' "$DATA" | uniq | while IFS=$'\t' read -r variant size; do
-    sel="(strcol(1) eq '$variant' \&\& \$2 == $size ? \$3 : NaN)"
+    sel="(strcol(1) eq '$variant' && \$2 == $size ? \$3 : NaN)"
     echo "set title '$variant connection, $((size / 1024)) KB'"
     echo "plot '$DATA' using $sel:4 with linespoints title 'smtp-sink (discards)', '' using $sel:5 with linespoints title 'Postfix → virtual(8)', '' using $sel:6 with linespoints lw 2 title 'SlimMail'"
   done
   echo "unset multiplot"
 } > "$WORK/chart.gp"
-sed -i 's/\\&\\&/\&\&/g' "$WORK/chart.gp"
 gnuplot "$WORK/chart.gp" && echo "chart: $OUT/smtp-rates.svg; data: $DATA"
