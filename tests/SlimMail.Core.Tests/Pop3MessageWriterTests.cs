@@ -55,4 +55,36 @@ public class Pop3MessageWriterTests
             File.Delete(path);
         }
     }
+
+    [Fact]
+    public async Task A_100_KB_message_reaches_the_socket_in_a_few_large_writes_not_4_KB_pieces()
+    {
+        // The connection's pipe writer as SocketConnection makes it: 4 KB minimum segments over the stream.
+        var socket = new CountingStream();
+        PipeWriter output = PipeWriter.Create(socket, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
+        byte[] stored = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat(new string('x', 99) + "\n", 1000)));
+
+        await Pop3MessageWriter.WriteAsync(new MemoryStream(stored), output, null, default);
+        await output.FlushAsync();
+
+        Assert.Equal(101_000, socket.Length);
+        Assert.InRange(socket.Writes, 1, 3);
+    }
+
+    private sealed class CountingStream : MemoryStream
+    {
+        public int Writes { get; private set; }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Writes++;
+            return base.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            Writes++;
+            return base.WriteAsync(buffer, offset, count, cancellationToken);
+        }
+    }
 }

@@ -29,7 +29,10 @@ internal static class Pop3MessageWriter
             while (!state.Done && (n = message.Read(input, 0, ChunkSize)) > 0)
             {
                 int written = Convert(input.AsSpan(0, n), converted, ref state);
-                output.Write(converted.AsSpan(0, written));
+                // One buffer of the pipe for the whole piece: PipeWriter.Write would split it into the pipe's
+                // 4 KB minimum segments, and each segment leaves in a send(2) of its own.
+                converted.AsSpan(0, written).CopyTo(output.GetSpan(written));
+                output.Advance(written);
                 if (!output.CanGetUnflushedBytes || output.UnflushedBytes >= ChunkSize)
                 {
                     await output.FlushAsync(cancellationToken).ConfigureAwait(false);
