@@ -11,9 +11,9 @@ ensure_smtp_tools() {
   fi
 }
 
-# The environment deploy/slimmail.service gives the server (the GC settings), for benchmarks to run it alike.
+# The environment deploy/slimmail.service gives the runtime (GC and JIT tiering), for benchmarks to run it alike.
 slimmail_env() {
-  grep -oE '^Environment=DOTNET_GC[^ ]+' deploy/slimmail.service | cut -d= -f2-
+  grep -oE '^Environment=DOTNET_[^ ]+' deploy/slimmail.service | grep -v TELEMETRY | cut -d= -f2-
 }
 
 # The shipped build (deploy/publish.sh) in $DIST, or the one $DIST already names; the load client in $LOAD.

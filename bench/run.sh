@@ -94,9 +94,13 @@ rate() {
 }
 ratio() { [ "${2%.*}" != 0 ] && printf '%.0f%%' "$(echo "100 * $1 / $2" | bc -l)" || printf '—'; }
 
-# Warm-up: tier-1 JIT of the hot path (the ReadyToRun code is only the first tier), and Postfix's processes.
-for _ in 1 2 3; do rate slimmail new 32 6000 1024 >/dev/null; done
-rate slimmail pipelined 8 3000 1024 >/dev/null
+# Warm-up, so that the table shows steady state: SlimMail's hot code is recompiled with profile data
+# (tier 1) only after it ran a while (ReadyToRun code is the first tier); a fresh server needed ~15,000
+# messages for that with the unit's settings, ~40,000 without (docs/benchmarks.md). Every client
+# behaviour is warmed, ~55,000 messages in all. Postfix's processes start on their first message.
+for _ in 1 2 3; do
+  for variant in new reuse pipelined; do rate slimmail "$variant" 32 6000 1024 >/dev/null; done
+done
 rate slimmail new 8 300 102400 >/dev/null
 rate sink new 32 6000 1024 >/dev/null
 [[ " $PEERS " == *" postfix "* ]] && rate postfix new 8 300 1024 >/dev/null
