@@ -28,7 +28,7 @@ public class Pop3Retrieval
     public async Task<long> Retrieve()
     {
         using var message = new MemoryStream(_stored, writable: false);
-        await Pop3MessageWriter.WriteAsync(message, _pipe.Writer, null, default);
+        await Pop3MessageWriter.WriteAsync(message, "+OK\r\n"u8.ToArray(), _pipe.Writer, null, default);
         await _pipe.Writer.FlushAsync();
         ReadResult read = await _pipe.Reader.ReadAsync();
         long length = read.Buffer.Length;

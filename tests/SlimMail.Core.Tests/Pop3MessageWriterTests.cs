@@ -9,10 +9,12 @@ public class Pop3MessageWriterTests
     private static async Task<string> WriteAsync(string stored, int? bodyLines = null)
     {
         var pipe = new Pipe();
-        await Pop3MessageWriter.WriteAsync(new MemoryStream(Encoding.UTF8.GetBytes(stored)), pipe.Writer, bodyLines, default);
+        await Pop3MessageWriter.WriteAsync(new MemoryStream(Encoding.UTF8.GetBytes(stored)), "+OK\r\n"u8.ToArray(), pipe.Writer, bodyLines, default);
         await pipe.Writer.CompleteAsync();
         using var reader = new StreamReader(pipe.Reader.AsStream(), Encoding.UTF8);
-        return await reader.ReadToEndAsync();
+        string sent = await reader.ReadToEndAsync();
+        Assert.StartsWith("+OK\r\n", sent, StringComparison.Ordinal);
+        return sent["+OK\r\n".Length..];
     }
 
     [Theory]
@@ -57,18 +59,29 @@ public class Pop3MessageWriterTests
     }
 
     [Fact]
-    public async Task A_100_KB_message_reaches_the_socket_in_a_few_large_writes_not_4_KB_pieces()
+    public async Task A_100_KB_message_leaves_with_its_status_line_in_two_large_writes_not_4_KB_pieces()
     {
         // The connection's pipe writer as SocketConnection makes it: 4 KB minimum segments over the stream.
         var socket = new CountingStream();
         PipeWriter output = PipeWriter.Create(socket, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
         byte[] stored = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat(new string('x', 99) + "\n", 1000)));
 
-        await Pop3MessageWriter.WriteAsync(new MemoryStream(stored), output, null, default);
+        await Pop3MessageWriter.WriteAsync(new MemoryStream(stored), "+OK 101000 octets\r\n"u8.ToArray(), output, null, default);
         await output.FlushAsync();
 
-        Assert.Equal(101_000, socket.Length);
-        Assert.InRange(socket.Writes, 1, 3);
+        Assert.Equal("+OK 101000 octets\r\n".Length + 101_000, socket.Length);
+        Assert.Equal(2, socket.Writes);
+        Assert.StartsWith("+OK 101000 octets\r\nxxx", Encoding.ASCII.GetString(socket.ToArray(), 0, 24), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_empty_message_still_gets_its_status_line()
+    {
+        var pipe = new Pipe();
+        await Pop3MessageWriter.WriteAsync(new MemoryStream([]), "+OK 0 octets\r\n"u8.ToArray(), pipe.Writer, null, default);
+        await pipe.Writer.CompleteAsync();
+        using var reader = new StreamReader(pipe.Reader.AsStream(), Encoding.ASCII);
+        Assert.Equal("+OK 0 octets\r\n", await reader.ReadToEndAsync());
     }
 
     private sealed class CountingStream : MemoryStream

@@ -13,11 +13,12 @@ internal static class Pop3MessageWriter
     private const int ChunkSize = 64 * 1024;
 
     /// <summary>
-    /// Writes the message; with <paramref name="bodyLines"/> set, only the headers, the blank line and that many
-    /// body lines (TOP). Output is flushed only once 64 KB are pending, so a small message, its status line and
-    /// its terminator leave in one write.
+    /// Writes <paramref name="statusLine"/> and the message; with <paramref name="bodyLines"/> set, only the headers,
+    /// the blank line and that many body lines (TOP). Output is flushed only once 64 KB are pending, so a small
+    /// message, its status line and its terminator leave in one write; a large one's status line leaves with its
+    /// first 64 KB, not in a packet of its own that wakes the client for 20 bytes.
     /// </summary>
-    public static async ValueTask WriteAsync(Stream message, PipeWriter output, int? bodyLines, CancellationToken cancellationToken)
+    public static async ValueTask WriteAsync(Stream message, ReadOnlyMemory<byte> statusLine, PipeWriter output, int? bodyLines, CancellationToken cancellationToken)
     {
         byte[] input = ArrayPool<byte>.Shared.Rent(ChunkSize);
         byte[] converted = ArrayPool<byte>.Shared.Rent((2 * ChunkSize) + 4);
@@ -31,12 +32,21 @@ internal static class Pop3MessageWriter
                 int written = Convert(input.AsSpan(0, n), converted, ref state);
                 // One buffer of the pipe for the whole piece: PipeWriter.Write would split it into the pipe's
                 // 4 KB minimum segments, and each segment leaves in a send(2) of its own.
-                converted.AsSpan(0, written).CopyTo(output.GetSpan(written));
-                output.Advance(written);
+                int length = statusLine.Length + written;
+                Span<byte> buffer = output.GetSpan(length);
+                statusLine.Span.CopyTo(buffer);
+                converted.AsSpan(0, written).CopyTo(buffer[statusLine.Length..]);
+                output.Advance(length);
+                statusLine = default;
                 if (!output.CanGetUnflushedBytes || output.UnflushedBytes >= ChunkSize)
                 {
                     await output.FlushAsync(cancellationToken).ConfigureAwait(false);
                 }
+            }
+
+            if (!statusLine.IsEmpty)
+            {
+                output.Write(statusLine.Span); // an empty message
             }
 
             if (state.PendingCr && !state.Done)

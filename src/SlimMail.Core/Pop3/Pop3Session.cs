@@ -436,9 +436,9 @@ public sealed partial class Pop3Session
 
         await using (message.ConfigureAwait(false))
         {
-            Ok(string.Create(CultureInfo.InvariantCulture, $"{_mailbox.Messages[index].Size} octets"));
+            byte[] status = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"+OK {_mailbox.Messages[index].Size} octets\r\n"));
             _timer.CancelAfter(_options.CommandTimeout);
-            await Pop3MessageWriter.WriteAsync(message, _replies.Output, bodyLines, _timer.Token).ConfigureAwait(false);
+            await Pop3MessageWriter.WriteAsync(message, status, _replies.Output, bodyLines, _timer.Token).ConfigureAwait(false);
             _timer.CancelAfter(Timeout.Infinite);
         }
 
