@@ -19,7 +19,8 @@ internal sealed class DirectorySync
     public static DirectorySync Shared { get; } = new();
 
     /// <summary>
-    /// Call on a disk thread (<see cref="BlockingIo"/>) after the renames or links to make durable. When no
+    /// Call from <see cref="BlockingIo"/> work (a disk thread, or the one caller it runs inline) after the
+    /// renames or links to make durable. When no
     /// fsync of <paramref name="path"/> is running, runs one here — and then each batch that gathered
     /// meanwhile — and returns a completed task; otherwise returns the task of the next batch, which the
     /// running thread will complete. Either way the task completes once an fsync that started after this
@@ -37,7 +38,7 @@ internal sealed class DirectorySync
         return batch.Task;
     }
 
-    /// <summary><see cref="SyncAsync"/>, waiting for the result (for callers that may block a disk thread).</summary>
+    /// <summary><see cref="SyncAsync"/>, waiting for the result (for <see cref="BlockingIo"/> work, which may block).</summary>
     public void Sync(string path) => SyncAsync(path).GetAwaiter().GetResult();
 
     private static TaskCompletionSource Join(Directory directory, out bool lead)

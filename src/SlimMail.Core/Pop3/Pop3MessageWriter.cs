@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using SlimMail.Delivery;
 
 namespace SlimMail.Pop3;
 
@@ -69,7 +70,7 @@ internal static class Pop3MessageWriter
     /// <summary>The size of a file's message with CRLF line endings, as <see cref="WriteAsync"/> sends it (without stuffing).</summary>
     public static long CountCrlfSize(string path)
     {
-        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        using var file = new MessageFileStream(path);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
         try
         {
