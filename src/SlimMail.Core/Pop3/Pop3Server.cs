@@ -91,7 +91,12 @@ public sealed partial class Pop3Server : IAsyncDisposable
     private async Task RunAsync(Socket socket, Pop3ListenerOptions listener)
     {
         _sessions.Enter();
-        await Task.Yield();
+        if (listener.ImplicitTls)
+        {
+            // As SmtpServer: only a TLS handshake leaves the accept loop's thread before the session starts.
+            await Task.Yield();
+        }
+
         var connection = new SocketConnection(socket);
         IPEndPoint remote = connection.RemoteEndPoint;
         bool admitted = false;

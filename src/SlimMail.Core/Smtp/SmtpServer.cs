@@ -129,9 +129,15 @@ public sealed partial class SmtpServer : IAsyncDisposable
 
     private async Task RunSessionAsync(Socket socket, SmtpListenerOptions listener)
     {
-        // Leave the accept loop's thread at once: it should go back to accepting.
         _sessions.Enter();
-        await Task.Yield();
+        if (listener.ImplicitTls)
+        {
+            // A TLS handshake's first flight is computed right here (milliseconds of CPU): leave the accept
+            // loop's thread first. A plaintext session runs inline up to its first read, the greeting written,
+            // which saves a hand-off to another pool thread per connection (docs/benchmarks.md).
+            await Task.Yield();
+        }
+
         var connection = new SocketConnection(socket);
         IPEndPoint remote = connection.RemoteEndPoint;
         ConnectionAdmission admission = ConnectionAdmission.TooManyConnections;
