@@ -36,7 +36,8 @@ public sealed class ExternalAuthenticator : IAuthenticator
             return AuthResult.Failure;
         }
 
-        using ChildProcess? process = ChildProcess.TryStart(_command);
+        // Starting a process (fork and exec) takes milliseconds: not on the calling socket thread.
+        using ChildProcess? process = await Task.Run(() => ChildProcess.TryStart(_command), CancellationToken.None).ConfigureAwait(false);
         if (process is null)
         {
             return AuthResult.TemporaryFailure;

@@ -21,23 +21,26 @@ public sealed class PasswordAuthenticator : IAuthenticator
     }
 
     /// <inheritdoc />
-    public ValueTask<AuthResult> AuthenticateAsync(string user, string password, CancellationToken cancellationToken)
+    public async ValueTask<AuthResult> AuthenticateAsync(string user, string password, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(password);
+        // A hash check is deliberately slow (hundreds of milliseconds of CPU): it runs on the thread pool, never on
+        // the socket thread that called, which serves many other connections (inline socket completions).
         if (_hashes.TryGetValue(user, out string? hash))
         {
-            return ValueTask.FromResult(PasswordHasher.Verify(password, hash) ? AuthResult.Success(user) : AuthResult.Failure);
+            bool valid = await Task.Run(() => PasswordHasher.Verify(password, hash), CancellationToken.None).ConfigureAwait(false);
+            return valid ? AuthResult.Success(user) : AuthResult.Failure;
         }
 
         if (_plainSecret?.Invoke(user) is { Length: > 0 } secret)
         {
             bool equal = System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
                 System.Text.Encoding.UTF8.GetBytes(secret), System.Text.Encoding.UTF8.GetBytes(password));
-            return ValueTask.FromResult(equal ? AuthResult.Success(user) : AuthResult.Failure);
+            return equal ? AuthResult.Success(user) : AuthResult.Failure;
         }
 
-        PasswordHasher.Verify(password, DummyHash.Value);
-        return ValueTask.FromResult(AuthResult.Failure);
+        await Task.Run(() => PasswordHasher.Verify(password, DummyHash.Value), CancellationToken.None).ConfigureAwait(false);
+        return AuthResult.Failure;
     }
 }

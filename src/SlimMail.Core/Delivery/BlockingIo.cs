@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace SlimMail.Delivery;
 
 /// <summary>
@@ -32,24 +34,13 @@ internal static class BlockingIo
     /// </summary>
     public static Task RunAsync(Action work)
     {
-        if (Interlocked.Increment(ref _inline) <= InlineLimit)
+        // Only on a thread-pool thread: with inline socket completions (see SocketConnection) session code runs on
+        // the socket engine's own threads, and blocking one of those would stall every connection it serves.
+        if (Thread.CurrentThread.IsThreadPoolThread && TryRunInline(work, out Task? result))
         {
-            try
-            {
-                work();
-                return Task.CompletedTask;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
-            {
-                return Task.FromException(e);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref _inline);
-            }
+            return result;
         }
 
-        Interlocked.Decrement(ref _inline);
         var done = new TaskCompletionSource();
         lock (Work)
         {
@@ -61,6 +52,31 @@ internal static class BlockingIo
         }
 
         return done.Task;
+    }
+
+    private static bool TryRunInline(Action work, [NotNullWhen(true)] out Task? result)
+    {
+        try
+        {
+            if (Interlocked.Increment(ref _inline) > InlineLimit)
+            {
+                result = null;
+                return false;
+            }
+
+            work();
+            result = Task.CompletedTask;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            result = Task.FromException(e);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inline);
+        }
+
+        return true;
     }
 
     private static void Run()

@@ -20,18 +20,23 @@ public sealed class MaildirMailboxStore : IMailboxStore
     public MaildirMailboxStore(Func<string, MaildirMailbox?> mailboxes) => _mailboxes = mailboxes;
 
     /// <inheritdoc />
-    public ValueTask<IMailboxSession?> OpenAsync(string user, CancellationToken cancellationToken)
+    public ValueTask<IMailboxSession?> OpenAsync(string user, CancellationToken cancellationToken) =>
+        // Listing a maildrop reads a directory and every file's name (tens of milliseconds for tens of thousands
+        // of messages): on the thread pool, not on the calling socket thread.
+        new(Task.Run<IMailboxSession?>(() => Open(user), CancellationToken.None));
+
+    private Session? Open(string user)
     {
         MaildirMailbox? mailbox = _mailboxes(user);
         if (mailbox is null)
         {
-            return ValueTask.FromResult<IMailboxSession?>(null);
+            return null;
         }
 
         mailbox.EnsureCreated();
         if (!_open.TryAdd(mailbox.Root, 0))
         {
-            return ValueTask.FromResult<IMailboxSession?>(null);
+            return null;
         }
 
         FileStream? lockFile = null;
@@ -40,13 +45,13 @@ public sealed class MaildirMailboxStore : IMailboxStore
             lockFile = new FileStream(Path.Combine(mailbox.Root, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             var session = new Session(this, mailbox, lockFile);
             lockFile = null;
-            return ValueTask.FromResult<IMailboxSession?>(session);
+            return session;
         }
         catch (IOException)
         {
             // Held by another process.
             _open.TryRemove(mailbox.Root, out _);
-            return ValueTask.FromResult<IMailboxSession?>(null);
+            return null;
         }
         finally
         {
@@ -136,17 +141,21 @@ public sealed class MaildirMailboxStore : IMailboxStore
         public ValueTask DeleteAsync(IReadOnlyCollection<int> indexes, CancellationToken cancellationToken)
         {
             ArgumentNullException.ThrowIfNull(indexes);
-            foreach (int index in indexes)
+            if (indexes.Count == 0)
             {
-                File.Delete(_paths[index]);
+                return default;
             }
 
-            if (indexes.Count > 0)
+            // Unlinks and a directory fsync: on a disk thread.
+            return new ValueTask(BlockingIo.RunAsync(() =>
             {
+                foreach (int index in indexes)
+                {
+                    File.Delete(_paths[index]);
+                }
+
                 Posix.FsyncDirectory(_mailbox.Cur);
-            }
-
-            return default;
+            }));
         }
 
         public ValueTask DisposeAsync()
