@@ -25,22 +25,17 @@ public sealed class PasswordAuthenticator : IAuthenticator
     {
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(password);
-        // A hash check is deliberately slow (hundreds of milliseconds of CPU): it runs on the thread pool, never on
-        // the socket thread that called, which serves many other connections (inline socket completions).
-        if (_hashes.TryGetValue(user, out string? hash))
-        {
-            bool valid = await Task.Run(() => PasswordHasher.Verify(password, hash), CancellationToken.None).ConfigureAwait(false);
-            return valid ? AuthResult.Success(user) : AuthResult.Failure;
-        }
-
-        if (_plainSecret?.Invoke(user) is { Length: > 0 } secret)
+        string? hash = _hashes.GetValueOrDefault(user);
+        if (hash is null && _plainSecret?.Invoke(user) is { Length: > 0 } secret)
         {
             bool equal = System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
                 System.Text.Encoding.UTF8.GetBytes(secret), System.Text.Encoding.UTF8.GetBytes(password));
             return equal ? AuthResult.Success(user) : AuthResult.Failure;
         }
 
-        await Task.Run(() => PasswordHasher.Verify(password, DummyHash.Value), CancellationToken.None).ConfigureAwait(false);
-        return AuthResult.Failure;
+        // A hash check is deliberately slow (hundreds of milliseconds of CPU): it runs on the thread pool, never on
+        // the socket thread that called, which serves many other connections (inline socket completions).
+        bool valid = await Task.Run(() => PasswordHasher.Verify(password, hash ?? DummyHash.Value), CancellationToken.None).ConfigureAwait(false);
+        return hash is not null && valid ? AuthResult.Success(user) : AuthResult.Failure;
     }
 }
