@@ -84,7 +84,6 @@ public sealed partial class SmtpSession
     public async Task RunAsync()
     {
         using IDisposable? scope = _logger.BeginScope(new SessionLogScope("smtp", Info.RemoteEndPoint));
-        LogConnected(_logger, Info.RemoteEndPoint, Info.LocalEndPoint, Info.Role);
         SlimMailMetrics.Connections.Add(1, new KeyValuePair<string, object?>("protocol", "smtp"));
         SlimMailMetrics.Sessions.Add(1, new KeyValuePair<string, object?>("protocol", "smtp"), new KeyValuePair<string, object?>("role", Info.Role.ToString()));
         if (_connection.IsSecure)
@@ -95,6 +94,9 @@ public sealed partial class SmtpSession
         try
         {
             Reply(new SmtpReply(220, null, _options.Hostname + " ESMTP SlimMail"));
+            // Greeting first, log line second: the client need not wait for the logger's wake-up.
+            await FlushNowAsync().ConfigureAwait(false);
+            LogConnected(_logger, Info.RemoteEndPoint, Info.LocalEndPoint, Info.Role);
             while (await NextCommandAsync().ConfigureAwait(false))
             {
             }
@@ -742,8 +744,12 @@ public sealed partial class SmtpSession
             SlimMailMetrics.MessagesAccepted.Add(1);
             SlimMailMetrics.ReceivedBytes.Add(_messageSize);
             double ms = Stopwatch.GetElapsedTime(_transactionStarted).TotalMilliseconds;
+            Reply(reply);
             if (_logger.IsEnabled(LogLevel.Information))
             {
+                // The client hears 250 before the log line is queued: waking the logger's thread costs a
+                // system call (and on a virtual machine often a CPU wake-up) that the sender need not wait for.
+                await FlushNowAsync().ConfigureAwait(false);
                 LogAccepted(_logger, _context!.QueueId, _context.Sender?.ToString() ?? "", string.Join(",", _recipients), _messageSize, ms, _messageId ?? "-");
             }
 
@@ -759,11 +765,12 @@ public sealed partial class SmtpSession
             }
 
             await AbortTransactionAsync().ConfigureAwait(false);
+            Reply(reply);
         }
 
         ResetTransactionState();
         _state = SmtpState.Greeted;
-        return Reply(reply);
+        return true;
     }
 
     private async ValueTask<SmtpReply> CommitAsync()
@@ -935,6 +942,14 @@ public sealed partial class SmtpSession
     private void WriteRaw(ReadOnlySpan<byte> bytes) => _replies.Write(bytes);
 
     private ValueTask FlushAsync(CancellationToken token) => _replies.FlushAsync(token);
+
+    // Sends what is buffered now rather than before the next read; bounded like any command's flush.
+    private async ValueTask FlushNowAsync()
+    {
+        _commandTimer.CancelAfter(_options.CommandTimeout);
+        await FlushAsync(_commandTimer.Token).ConfigureAwait(false);
+        _commandTimer.CancelAfter(Timeout.Infinite);
+    }
 
     private async ValueTask SayGoodbyeAsync(SmtpReply reply)
     {
