@@ -41,7 +41,6 @@ load() { # VARIANT PORT COUNT
   esac
 }
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n}'; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 # measure LABEL PID PORT: one round; PID 0 for smtp-sink (rate only)
 measure() {
   local c0=0 t0=0 start end
@@ -49,7 +48,7 @@ measure() {
   start=$(date +%s.%N); load "$VARIANT" "$3" "$COUNT"; end=$(date +%s.%N)
   local rate; rate=$(echo "$COUNT / ($end - $start)" | bc)
   if [ "$2" != 0 ]; then
-    echo "$1 $rate $(( ($(cpu_ticks "$2") - t0) * 1000000 / $(getconf CLK_TCK) / COUNT )) $(( ($(switches "$2") - c0) / COUNT ))"
+    echo "$1 $rate $(ticks_to_us_per $(( $(cpu_ticks "$2") - t0 )) "$COUNT") $(( ($(switches "$2") - c0) / COUNT ))"
   else
     echo "$1 $rate - -"
   fi

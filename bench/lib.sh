@@ -25,6 +25,11 @@ prepare_shipped_build() {
   LOAD="$1/load/slimmail-load"
 }
 
+# CPU time (user + system, in clock ticks) of process $1 and of its children it has reaped.
+cpu_ticks() { awk '{print $14 + $15 + $16 + $17}' /proc/"$1"/stat; }
+# Microseconds of CPU per message between two cpu_ticks readings: ticks_to_us_per TICKS COUNT
+ticks_to_us_per() { echo $(( $1 * 1000000 / $(getconf CLK_TCK) / $2 )); }
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 build_slimmail() {

@@ -81,22 +81,30 @@ CONF
 /usr/sbin/dovecot -c "$W/dovecot.conf"
 sleep 1
 
-# fetch PORT SESSIONS -> messages per second (and checks every session saw its whole maildrop)
+DOVE=$(cat "$W/run/master.pid")
+# fetch PORT SESSIONS SERVER_PID -> "messages per second, server CPU µs per message" (and checks every
+# session saw its whole maildrop). Dovecot's CPU is its master's children's (one pop3 process per session),
+# counted once the master has reaped them.
 fetch() {
-  local user=one out
+  local user=one out t0
   [ "$2" -gt 1 ] && user='q{0}'
+  t0=$(cpu_ticks "$3")
   out=$("$LOAD" pop3 127.0.0.1:"$1" -s "$2" -u "$user" -w "$PASSWORD")
+  sleep 0.3
   [ "$(echo "$out" | cut -d' ' -f2)" = "$COUNT" ] || { echo "port $1: retrieved $(echo "$out" | cut -d' ' -f2) of $COUNT" >&2; exit 1; }
-  echo "$out" | cut -d' ' -f1
+  echo "$(echo "$out" | cut -d' ' -f1) $(ticks_to_us_per $(( $(cpu_ticks "$3") - t0 )) "$COUNT")"
 }
 
+echo '| messages | sessions | Dovecot msg/s | SlimMail msg/s | SlimMail / Dovecot | server CPU per message (Dovecot / SlimMail) |'
+echo '|---|---|---|---|---|---|'
 for sessions in 1 4; do
-  fetch 11000 "$sessions" >/dev/null; fetch 11001 "$sessions" >/dev/null   # warm-up (JIT, Dovecot's index)
-  slim=(); dove=()
+  fetch 11000 "$sessions" "$SLIM" >/dev/null; fetch 11001 "$sessions" "$DOVE" >/dev/null   # warm-up (JIT, Dovecot's index)
+  slim=(); dove=(); slim_cpu=(); dove_cpu=()
   for _ in $(seq "$REPEATS"); do
-    slim+=("$(fetch 11000 "$sessions")")
-    dove+=("$(fetch 11001 "$sessions")")
+    read -r rate cpu < <(fetch 11000 "$sessions" "$SLIM"); slim+=("$rate"); slim_cpu+=("$cpu")
+    read -r rate cpu < <(fetch 11001 "$sessions" "$DOVE"); dove+=("$rate"); dove_cpu+=("$cpu")
   done
   s=$(median "${slim[@]}"); d=$(median "${dove[@]}")
-  printf '| %d x %s | %d | %.0f | %.0f | %.2fx |\n' "$COUNT" "$([ "$SIZE" -lt 10240 ] && echo "${SIZE} B" || echo "$((SIZE / 1024)) KB")" "$sessions" "$d" "$s" "$(echo "$s / $d" | bc -l)"
+  printf '| %d x %s | %d | %.0f | %.0f | %.2fx | %d / %d µs |\n' "$COUNT" "$([ "$SIZE" -lt 10240 ] && echo "${SIZE} B" || echo "$((SIZE / 1024)) KB")" \
+    "$sessions" "$d" "$s" "$(echo "$s / $d" | bc -l)" "$(median "${dove_cpu[@]}")" "$(median "${slim_cpu[@]}")"
 done

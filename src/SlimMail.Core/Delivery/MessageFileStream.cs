@@ -6,12 +6,14 @@ namespace SlimMail.Delivery;
 /// A read-only stream over a stored message file, opened with a bare open(2) on Linux: no advisory lock,
 /// no fstat and no fadvise as FileStream does — per POP3 RETR those were three of the file's five syscalls.
 /// Messages are never rewritten in place (a Maildir file is complete before it has a name), so the lock
-/// FileStream takes protects nothing here.
+/// FileStream takes protects nothing here. Reads are bare pread(2)s, and a short read ends the stream
+/// without the extra read that would return 0: a regular file returns less than asked only at its end.
 /// </summary>
 internal sealed class MessageFileStream : Stream
 {
     private readonly SafeFileHandle _file;
     private long _position;
+    private bool _atEnd;
 
     public MessageFileStream(string path) => _file = Posix.OpenForReading(path);
 
@@ -33,8 +35,14 @@ internal sealed class MessageFileStream : Stream
 
     public override int Read(Span<byte> buffer)
     {
-        int n = RandomAccess.Read(_file, buffer, _position);
+        if (_atEnd || buffer.IsEmpty)
+        {
+            return 0;
+        }
+
+        int n = Posix.ReadAt(_file, buffer, _position);
         _position += n;
+        _atEnd = n < buffer.Length;
         return n;
     }
 

@@ -16,6 +16,7 @@ internal static partial class Posix
     private const int OTmpFileFlag = 0x400000; // __O_TMPFILE; O_TMPFILE is it with O_DIRECTORY
     private const int AtFdCwd = -100;
     private const int AtSymlinkFollow = 0x400;
+    private const int EIntr = 4;
     private const int EIsDir = 21;
     private const int EInval = 22;
     private const int EOpNotSupp = 95;
@@ -130,6 +131,34 @@ internal static partial class Posix
             : new IOException($"open({path}) failed: errno {errno}");
     }
 
+    /// <summary>
+    /// Reads from a file at an offset. On Linux a bare pread(2): RandomAccess.Read first asks the handle
+    /// whether it can seek, an lseek(2) per opened file. Only in 64-bit processes, where off_t is the long
+    /// passed here.
+    /// </summary>
+    public static int ReadAt(SafeFileHandle file, Span<byte> buffer, long offset)
+    {
+        if (!IsLinux || !Environment.Is64BitProcess)
+        {
+            return RandomAccess.Read(file, buffer, offset);
+        }
+
+        while (true)
+        {
+            nint n = PRead(file, ref MemoryMarshal.GetReference(buffer), buffer.Length, offset);
+            if (n >= 0)
+            {
+                return (int)n;
+            }
+
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != EIntr)
+            {
+                throw new IOException($"pread failed: errno {errno}");
+            }
+        }
+    }
+
     /// <summary>True when the process runs as root.</summary>
     public static bool IsRoot => IsLinux && GetEuid() == 0;
 
@@ -200,6 +229,9 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LinkAt(int oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
+
+    [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
+    private static partial nint PRead(SafeFileHandle fd, ref byte buffer, nint count, long offset);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
