@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using SlimMail.Host.Configuration;
 using SlimMail.Host.Hosting;
+using SlimMail.Host.Logging;
 
 namespace SlimMail.Host.Commands;
 
@@ -48,7 +49,10 @@ internal static partial class ServeCommand
         });
         builder.Configuration.AddConfiguration(raw);
         builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
+        // The stock console logger's formatters and options, written in batches (BatchingConsoleLoggerProvider).
         builder.Logging.AddConsole();
+        builder.Services.Remove(builder.Services.Single(d => d.ImplementationType == typeof(ConsoleLoggerProvider)));
+        builder.Services.AddSingleton<ILoggerProvider, BatchingConsoleLoggerProvider>();
         builder.Services.Configure<SimpleConsoleFormatterOptions>(o =>
         {
             o.SingleLine = true;
