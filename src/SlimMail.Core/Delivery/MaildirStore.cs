@@ -112,7 +112,7 @@ public sealed class MaildirStore : IDeliveryAgent
             {
                 FlushBuffer();
                 SafeFileHandle file = _file ?? Create();
-                RandomAccess.FlushToDisk(file);
+                Posix.FlushToDisk(file);
                 string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={_fileOffset},W={_receivedBytes}");
                 MaildirMailbox primary = _targets[0];
                 for (int i = 1; i < _targets.Length; i++)
@@ -197,7 +197,7 @@ public sealed class MaildirStore : IDeliveryAgent
             }
 
             SafeFileHandle file = _file ?? Create();
-            RandomAccess.Write(file, _buffer.AsSpan(0, _buffered), _fileOffset);
+            Posix.WriteAt(file, _buffer.AsSpan(0, _buffered), _fileOffset);
             _fileOffset += _buffered;
             _buffered = 0;
         }
@@ -216,9 +216,9 @@ public sealed class MaildirStore : IDeliveryAgent
             {
                 long offset = 0;
                 int n;
-                while ((n = RandomAccess.Read(source, buffer, offset)) > 0)
+                while ((n = Posix.ReadAt(source, buffer, offset)) > 0)
                 {
-                    RandomAccess.Write(target, buffer.AsSpan(0, n), offset);
+                    Posix.WriteAt(target, buffer.AsSpan(0, n), offset);
                     offset += n;
                 }
             }
@@ -227,7 +227,7 @@ public sealed class MaildirStore : IDeliveryAgent
                 ArrayPool<byte>.Shared.Return(buffer);
             }
 
-            RandomAccess.FlushToDisk(target);
+            Posix.FlushToDisk(target);
             Publish(target, tmpPath, finalPath);
         }
 
@@ -249,8 +249,9 @@ public sealed class MaildirStore : IDeliveryAgent
 
             if (!OperatingSystem.IsWindows())
             {
-                // Created under the umask; set the configured mode exactly before any byte is written.
+                // Created under the umask (or a default ACL); set the configured mode exactly before any byte is written.
                 File.SetUnixFileMode(handle, mailbox.FileMode);
+
                 if (mailbox.Owner is { } owner && Posix.IsRoot)
                 {
                     Posix.Chown(handle, owner.Uid, owner.Gid);

@@ -159,6 +159,54 @@ internal static partial class Posix
         }
     }
 
+    /// <summary>
+    /// Writes all of <paramref name="buffer"/> at an offset. On Linux bare pwrite(2)s, for the reason
+    /// <see cref="ReadAt"/> gives.
+    /// </summary>
+    public static void WriteAt(SafeFileHandle file, ReadOnlySpan<byte> buffer, long offset)
+    {
+        if (!IsLinux || !Environment.Is64BitProcess)
+        {
+            RandomAccess.Write(file, buffer, offset);
+            return;
+        }
+
+        while (!buffer.IsEmpty)
+        {
+            nint n = PWrite(file, ref MemoryMarshal.GetReference(buffer), buffer.Length, offset);
+            if (n >= 0)
+            {
+                buffer = buffer[(int)n..];
+                offset += n;
+                continue;
+            }
+
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != EIntr)
+            {
+                throw new IOException($"pwrite failed: errno {errno}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// fsync(2) of an open file. On Linux the bare call: RandomAccess.FlushToDisk first asks the handle whether
+    /// it can seek, an lseek(2) per new file.
+    /// </summary>
+    public static void FlushToDisk(SafeFileHandle file)
+    {
+        if (!IsLinux)
+        {
+            RandomAccess.FlushToDisk(file);
+            return;
+        }
+
+        if (FsyncFile(file) != 0)
+        {
+            throw new IOException($"fsync failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
     /// <summary>True when the process runs as root.</summary>
     public static bool IsRoot => IsLinux && GetEuid() == 0;
 
@@ -233,8 +281,14 @@ internal static partial class Posix
     [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
     private static partial nint PRead(SafeFileHandle fd, ref byte buffer, nint count, long offset);
 
+    [LibraryImport("libc", EntryPoint = "pwrite", SetLastError = true)]
+    private static partial nint PWrite(SafeFileHandle fd, ref byte buffer, nint count, long offset);
+
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FsyncFile(SafeFileHandle fd);
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
