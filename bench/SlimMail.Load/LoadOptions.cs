@@ -26,6 +26,9 @@ internal sealed class LoadOptions
 
     public string Password { get; private set; } = "";
 
+    /// <summary>-L: POP3 sessions log in and quit (what logging in costs the server, to subtract).</summary>
+    public bool LoginOnly { get; private set; }
+
     public static LoadOptions Parse(string[] args)
     {
         var options = new LoadOptions();
@@ -39,6 +42,7 @@ internal sealed class LoadOptions
                 case "-l": options.Size = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "-d": options.Reuse = true; break;
                 case "-P": options.Pipelining = true; break;
+                case "-L": options.LoginOnly = true; break;
                 case "-f": options.From = Next(); break;
                 case "-t": options.To = Next(); break;
                 case "-u": options.User = Next(); break;

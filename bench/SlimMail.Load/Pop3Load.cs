@@ -7,8 +7,9 @@ namespace SlimMail.Load;
 
 /// <summary>
 /// Retrieves a whole maildrop per session, as a mail client does: USER/PASS, STAT, LIST, UIDL, then RETR
-/// of every message one at a time (no pipelining, no DELE, so runs repeat), QUIT. The clock runs from
-/// the moment every session has logged in: a server's password hashing (deliberately slow) is not retrieval.
+/// of every message one at a time (no pipelining, no DELE, so runs repeat), QUIT. Each session is a thread
+/// making blocking calls. The clock runs from the moment every session has logged in: a server's password
+/// hashing (deliberately slow) is not retrieval.
 /// </summary>
 internal static class Pop3Load
 {
@@ -19,7 +20,7 @@ internal static class Pop3Load
         for (int i = 0; i < sessions.Length; i++)
         {
             string user = string.Format(CultureInfo.InvariantCulture, options.User, i + 1);
-            sessions[i] = Task.Factory.StartNew(() => RetrieveAllAsync(endpoint, user, options.Password, loggedIn), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+            sessions[i] = Task.Factory.StartNew(() => RetrieveAll(endpoint, user, options.Password, options.LoginOnly, loggedIn), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
 
         loggedIn.SignalAndWait(TimeSpan.FromMinutes(1));
@@ -34,38 +35,46 @@ internal static class Pop3Load
         return new LoadResult(messages, bytes, clock.Elapsed.TotalSeconds);
     }
 
-    private static async Task<LoadResult> RetrieveAllAsync(IPEndPoint endpoint, string user, string password, Barrier loggedIn)
+    private static LoadResult RetrieveAll(IPEndPoint endpoint, string user, string password, bool loginOnly, Barrier loggedIn)
     {
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(endpoint).ConfigureAwait(false);
+        socket.Connect(endpoint);
         using var connection = new ReplyReader(socket);
-        await connection.ExpectOkAsync("greeting").ConfigureAwait(false);
-        await Command(connection, $"USER {user}").ConfigureAwait(false);
-        await Command(connection, $"PASS {password}").ConfigureAwait(false);
+        connection.ExpectOk("greeting");
+        Command(connection, $"USER {user}");
+        Command(connection, $"PASS {password}");
         loggedIn.SignalAndWait(TimeSpan.FromMinutes(1));
-        string stat = await Command(connection, "STAT").ConfigureAwait(false);
-        int count = int.Parse(stat.Split(' ')[1], CultureInfo.InvariantCulture);
-        await Command(connection, "LIST").ConfigureAwait(false);
-        await connection.SkipDotBodyAsync().ConfigureAwait(false);
-        await Command(connection, "UIDL").ConfigureAwait(false);
-        await connection.SkipDotBodyAsync().ConfigureAwait(false);
-        long bytes = 0;
-        byte[] retr = new byte[32];
-        for (int i = 1; i <= count; i++)
+        if (loginOnly)
         {
-            int n = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"RETR {i}\r\n"), retr);
-            await connection.SendAsync(retr.AsMemory(0, n)).ConfigureAwait(false);
-            await connection.ExpectOkAsync("RETR").ConfigureAwait(false);
-            bytes += await connection.SkipDotBodyAsync().ConfigureAwait(false);
+            Command(connection, "QUIT");
+            return new LoadResult(0, 0);
         }
 
-        await Command(connection, "QUIT").ConfigureAwait(false);
+        string stat = Command(connection, "STAT");
+        int count = int.Parse(stat.Split(' ')[1], CultureInfo.InvariantCulture);
+        Command(connection, "LIST");
+        connection.SkipDotBody();
+        Command(connection, "UIDL");
+        connection.SkipDotBody();
+        long bytes = 0;
+        Span<byte> retr = stackalloc byte[32];
+        for (int i = 1; i <= count; i++)
+        {
+            "RETR "u8.CopyTo(retr);
+            i.TryFormat(retr[5..], out int digits, provider: CultureInfo.InvariantCulture);
+            "\r\n"u8.CopyTo(retr[(5 + digits)..]);
+            connection.Send(retr[..(7 + digits)]);
+            connection.ExpectOk("RETR");
+            bytes += connection.SkipDotBody();
+        }
+
+        Command(connection, "QUIT");
         return new LoadResult(count, bytes);
     }
 
-    private static async Task<string> Command(ReplyReader connection, string command)
+    private static string Command(ReplyReader connection, string command)
     {
-        await connection.SendAsync(Encoding.ASCII.GetBytes(command + "\r\n")).ConfigureAwait(false);
-        return await connection.ExpectOkAsync(command.Split(' ')[0]).ConfigureAwait(false);
+        connection.Send(Encoding.ASCII.GetBytes(command + "\r\n"));
+        return connection.ExpectOk(command.Split(' ')[0]);
     }
 }

@@ -4,7 +4,7 @@ using System.Net;
 using SlimMail.Load;
 
 // slimmail-load smtp HOST:PORT -s SESSIONS -m MESSAGES -l SIZE [-d] [-P] [-f FROM] [-t TO]
-// slimmail-load pop3 HOST:PORT -s SESSIONS -u USER[{0}] -w PASSWORD
+// slimmail-load pop3 HOST:PORT -s SESSIONS -u USER[{0}] -w PASSWORD [-L: log in and quit]
 // Prints "RATE COUNT BYTES SECONDS" (messages per second first) and exits non-zero on any failure.
 if (args.Length < 2)
 {

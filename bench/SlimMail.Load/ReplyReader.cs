@@ -3,7 +3,12 @@ using System.Text;
 
 namespace SlimMail.Load;
 
-/// <summary>A connection with a read buffer: SMTP replies (multi-line), POP3 status lines and dot-terminated bodies.</summary>
+/// <summary>
+/// A connection with a read buffer: SMTP replies (multi-line), POP3 status lines and dot-terminated bodies.
+/// Each read comes in two forms: asynchronous (the SMTP load's many sessions) and blocking (the POP3 load: one
+/// thread per session, as a mail client does, so that the client costs the machine little besides its system
+/// calls and the servers' differences show). Both share the parsing, which works on what is buffered.
+/// </summary>
 internal sealed class ReplyReader(Socket socket) : IDisposable
 {
     private readonly byte[] _buffer = new byte[256 * 1024];
@@ -18,6 +23,14 @@ internal sealed class ReplyReader(Socket socket) : IDisposable
         {
             int n = await Socket.SendAsync(data, SocketFlags.None).ConfigureAwait(false);
             data = data[n..];
+        }
+    }
+
+    public void Send(ReadOnlySpan<byte> data)
+    {
+        while (!data.IsEmpty)
+        {
+            data = data[Socket.Send(data, SocketFlags.None)..];
         }
     }
 
@@ -49,70 +62,112 @@ internal sealed class ReplyReader(Socket socket) : IDisposable
     }
 
     /// <summary>Reads one POP3 status line; throws on -ERR.</summary>
-    public async Task<string> ExpectOkAsync(string what)
-    {
-        string line = await ReadLineAsync().ConfigureAwait(false);
-        return line.StartsWith("+OK", StringComparison.Ordinal) ? line : throw new IOException($"{what}: {line}");
-    }
+    public async Task<string> ExpectOkAsync(string what) => CheckOk(await ReadLineAsync().ConfigureAwait(false), what);
+
+    /// <inheritdoc cref="ExpectOkAsync"/>
+    public string ExpectOk(string what) => CheckOk(ReadLine(), what);
 
     /// <summary>Consumes a dot-terminated multi-line body, returning its size in bytes (terminator excluded).</summary>
     public async Task<long> SkipDotBodyAsync()
     {
-        // The status line's CRLF already went: the body ends at "\r\n.\r\n", or at ".\r\n" right away.
-        long size = 0;
-        int matched = 2; // as if a CRLF had just been seen
-        while (true)
+        var body = new DotBody();
+        while (!TrySkipDotBody(ref body))
         {
-            if (_start == _end)
-            {
-                await FillAsync().ConfigureAwait(false);
-            }
-
-            ReadOnlySpan<byte> data = _buffer.AsSpan(_start, _end - _start);
-            for (int i = 0; i < data.Length; i++)
-            {
-                matched = Advance(matched, data[i]);
-                if (matched == 5)
-                {
-                    _start += i + 1;
-                    size += i + 1;
-                    return size - 3;
-                }
-            }
-
-            size += data.Length;
-            _start = _end;
+            await FillAsync().ConfigureAwait(false);
         }
+
+        return body.Size;
     }
 
-    // States: 0 nothing, 1 "\r", 2 "\r\n", 3 "\r\n.", 4 "\r\n.\r", 5 done.
-    private static int Advance(int state, byte b) => (state, b) switch
+    /// <inheritdoc cref="SkipDotBodyAsync"/>
+    public long SkipDotBody()
     {
-        (2, (byte)'.') => 3,
-        (3, (byte)'\r') => 4,
-        (4, (byte)'\n') => 5,
-        (_, (byte)'\r') => 1,
-        (1, (byte)'\n') => 2,
-        _ => 0,
-    };
+        var body = new DotBody();
+        while (!TrySkipDotBody(ref body))
+        {
+            Fill();
+        }
+
+        return body.Size;
+    }
+
+    private static string CheckOk(string line, string what) =>
+        line.StartsWith("+OK", StringComparison.Ordinal) ? line : throw new IOException($"{what}: {line}");
+
+    // The status line's CRLF already went: the body ends at "\r\n.\r\n", or at ".\r\n" right away. The last four
+    // bytes stay buffered until the terminator is found, so that one split across reads is still seen whole.
+    private bool TrySkipDotBody(ref DotBody body)
+    {
+        ReadOnlySpan<byte> data = _buffer.AsSpan(_start, _end - _start);
+        if (!body.Started)
+        {
+            if (data.Length < 3)
+            {
+                return false;
+            }
+
+            body.Started = true;
+            if (data.StartsWith(".\r\n"u8))
+            {
+                _start += 3;
+                return true;
+            }
+        }
+
+        int end = data.IndexOf("\r\n.\r\n"u8);
+        if (end >= 0)
+        {
+            body.Size += end + 2;
+            _start += end + 5;
+            return true;
+        }
+
+        int consumed = Math.Max(0, data.Length - 4);
+        body.Size += consumed;
+        _start += consumed;
+        return false;
+    }
 
     private async Task<string> ReadLineAsync()
     {
-        while (true)
+        string? line;
+        while ((line = TryReadLine()) is null)
         {
-            int lf = _buffer.AsSpan(_start, _end - _start).IndexOf((byte)'\n');
-            if (lf >= 0)
-            {
-                string line = Encoding.ASCII.GetString(_buffer, _start, lf).TrimEnd('\r');
-                _start += lf + 1;
-                return line;
-            }
-
             await FillAsync().ConfigureAwait(false);
         }
+
+        return line;
     }
 
-    private async Task FillAsync()
+    private string ReadLine()
+    {
+        string? line;
+        while ((line = TryReadLine()) is null)
+        {
+            Fill();
+        }
+
+        return line;
+    }
+
+    private string? TryReadLine()
+    {
+        int lf = _buffer.AsSpan(_start, _end - _start).IndexOf((byte)'\n');
+        if (lf < 0)
+        {
+            return null;
+        }
+
+        string line = Encoding.ASCII.GetString(_buffer, _start, lf).TrimEnd('\r');
+        _start += lf + 1;
+        return line;
+    }
+
+    private async Task FillAsync() => Filled(await Socket.ReceiveAsync(FreeSpace(), SocketFlags.None).ConfigureAwait(false));
+
+    private void Fill() => Filled(Socket.Receive(FreeSpace().Span, SocketFlags.None));
+
+    private Memory<byte> FreeSpace()
     {
         if (_start == _end)
         {
@@ -125,7 +180,11 @@ internal sealed class ReplyReader(Socket socket) : IDisposable
             _start = 0;
         }
 
-        int n = await Socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
+        return _buffer.AsMemory(_end);
+    }
+
+    private void Filled(int n)
+    {
         if (n == 0)
         {
             throw new IOException("connection closed by the server");
@@ -135,4 +194,10 @@ internal sealed class ReplyReader(Socket socket) : IDisposable
     }
 
     public void Dispose() => Socket.Dispose();
+
+    private struct DotBody
+    {
+        public bool Started;
+        public long Size;
+    }
 }
