@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Microsoft.Win32.SafeHandles;
 
 namespace SlimMail.Delivery;
 
@@ -72,6 +73,10 @@ public sealed class MaildirMailboxStore : IMailboxStore
         private readonly MaildirMailbox _mailbox;
         private readonly FileStream _lock;
         private readonly List<string> _paths = [];
+        private readonly List<string> _names = [];
+
+        // cur/, open for the session where the system allows: a RETR then resolves one name, not a whole path.
+        private readonly SafeFileHandle? _cur;
 
         public Session(MaildirMailboxStore store, MaildirMailbox mailbox, FileStream lockFile)
         {
@@ -106,10 +111,12 @@ public sealed class MaildirMailboxStore : IMailboxStore
             foreach ((_, _, string name, string path) in entries)
             {
                 _paths.Add(path);
+                _names.Add(name);
                 messages.Add(new MailboxMessage(UniqueId(name), SizeOf(name, path)));
             }
 
             Messages = messages;
+            _cur = Posix.OpenDirectory(mailbox.Cur);
         }
 
         public IReadOnlyList<MailboxMessage> Messages { get; }
@@ -136,7 +143,8 @@ public sealed class MaildirMailboxStore : IMailboxStore
         }
 
         public ValueTask<Stream> OpenReadAsync(int index, CancellationToken cancellationToken) =>
-            ValueTask.FromResult<Stream>(new MessageFileStream(_paths[index]));
+            ValueTask.FromResult<Stream>(_cur is null ? new MessageFileStream(_paths[index])
+                : new MessageFileStream(_cur, _names[index], _paths[index]));
 
         public ValueTask DeleteAsync(IReadOnlyCollection<int> indexes, CancellationToken cancellationToken)
         {
@@ -160,6 +168,7 @@ public sealed class MaildirMailboxStore : IMailboxStore
 
         public ValueTask DisposeAsync()
         {
+            _cur?.Dispose();
             _lock.Dispose();
             _store._open.TryRemove(_mailbox.Root, out _);
             return default;

@@ -17,6 +17,10 @@ internal sealed class MessageFileStream : Stream
 
     public MessageFileStream(string path) => _file = Posix.OpenForReading(path);
 
+    /// <summary>Opens the file <paramref name="name"/> of an open directory (<paramref name="path"/> names it for errors).</summary>
+    public MessageFileStream(SafeFileHandle directory, string name, string path) =>
+        _file = Posix.OpenForReading(directory, name, path);
+
     public override bool CanRead => !_file.IsClosed;
 
     public override bool CanSeek => false;

@@ -119,7 +119,34 @@ internal static partial class Posix
             return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         }
 
-        int fd = Open(path, ORdOnly | OCloExec);
+        return ReadingHandle(Open(path, ORdOnly | OCloExec), path);
+    }
+
+    /// <summary>
+    /// Opens a directory to open files in by name (<see cref="OpenForReading(SafeFileHandle, string, string)"/>); null
+    /// off Linux.
+    /// </summary>
+    public static SafeFileHandle? OpenDirectory(string path)
+    {
+        if (!IsLinux)
+        {
+            return null;
+        }
+
+        int fd = Open(path, ORdOnly | ODirectory | OCloExec);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true)
+            : throw new IOException($"open({path}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>
+    /// Opens <paramref name="name"/> in an open directory: openat(2) resolves one name instead of a whole path
+    /// (a POP3 RETR opens one file per message). <paramref name="path"/> is the same file, for messages.
+    /// </summary>
+    public static SafeFileHandle OpenForReading(SafeFileHandle directory, string name, string path) =>
+        ReadingHandle(OpenAt(directory, name, ORdOnly | OCloExec), path);
+
+    private static SafeFileHandle ReadingHandle(int fd, string path)
+    {
         if (fd >= 0)
         {
             return new SafeFileHandle(fd, ownsHandle: true);
@@ -271,6 +298,9 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenAt(SafeFileHandle directory, string path, int flags);
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenMode(string path, int flags, int mode);
