@@ -72,7 +72,6 @@ public sealed class MaildirMailboxStore : IMailboxStore
         private readonly MaildirMailboxStore _store;
         private readonly MaildirMailbox _mailbox;
         private readonly FileStream _lock;
-        private readonly List<string> _paths = [];
         private readonly List<string> _names = [];
 
         // cur/, open for the session where the system allows: a RETR then resolves one name, not a whole path.
@@ -110,7 +109,6 @@ public sealed class MaildirMailboxStore : IMailboxStore
             var messages = new List<MailboxMessage>(entries.Count);
             foreach ((_, _, string name, string path) in entries)
             {
-                _paths.Add(path);
                 _names.Add(name);
                 messages.Add(new MailboxMessage(UniqueId(name), SizeOf(name, path)));
             }
@@ -143,8 +141,8 @@ public sealed class MaildirMailboxStore : IMailboxStore
         }
 
         public ValueTask<Stream> OpenReadAsync(int index, CancellationToken cancellationToken) =>
-            ValueTask.FromResult<Stream>(_cur is null ? new MessageFileStream(_paths[index])
-                : new MessageFileStream(_cur, _names[index], _paths[index]));
+            ValueTask.FromResult<Stream>(_cur is null ? new MessageFileStream(PathOf(index))
+                : new MessageFileStream(_cur, _mailbox.Cur, _names[index]));
 
         public ValueTask DeleteAsync(IReadOnlyCollection<int> indexes, CancellationToken cancellationToken)
         {
@@ -159,12 +157,14 @@ public sealed class MaildirMailboxStore : IMailboxStore
             {
                 foreach (int index in indexes)
                 {
-                    File.Delete(_paths[index]);
+                    File.Delete(PathOf(index));
                 }
 
                 Posix.FsyncDirectory(_mailbox.Cur);
             }));
         }
+
+        private string PathOf(int index) => Path.Combine(_mailbox.Cur, _names[index]);
 
         public ValueTask DisposeAsync()
         {

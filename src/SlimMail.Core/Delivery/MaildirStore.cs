@@ -251,7 +251,6 @@ public sealed class MaildirStore : IDeliveryAgent
             {
                 // Created under the umask (or a default ACL); set the configured mode exactly before any byte is written.
                 File.SetUnixFileMode(handle, mailbox.FileMode);
-
                 if (mailbox.Owner is { } owner && Posix.IsRoot)
                 {
                     Posix.Chown(handle, owner.Uid, owner.Gid);

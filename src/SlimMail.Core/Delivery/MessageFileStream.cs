@@ -17,9 +17,9 @@ internal sealed class MessageFileStream : Stream
 
     public MessageFileStream(string path) => _file = Posix.OpenForReading(path);
 
-    /// <summary>Opens the file <paramref name="name"/> of an open directory (<paramref name="path"/> names it for errors).</summary>
-    public MessageFileStream(SafeFileHandle directory, string name, string path) =>
-        _file = Posix.OpenForReading(directory, name, path);
+    /// <summary>Opens the file <paramref name="name"/> of the open directory <paramref name="directoryPath"/>.</summary>
+    public MessageFileStream(SafeFileHandle directory, string directoryPath, string name) =>
+        _file = Posix.OpenForReading(directory, directoryPath, name);
 
     public override bool CanRead => !_file.IsClosed;
 

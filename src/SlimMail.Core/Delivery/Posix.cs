@@ -33,27 +33,10 @@ internal static partial class Posix
     /// <summary>Makes a directory's entries (a rename into it) durable.</summary>
     public static void FsyncDirectory(string path)
     {
-        if (!IsLinux)
+        using SafeFileHandle? directory = OpenDirectory(path);
+        if (directory is not null && Fsync(directory) != 0)
         {
-            return;
-        }
-
-        int fd = Open(path, ORdOnly | ODirectory | OCloExec);
-        if (fd < 0)
-        {
-            throw new IOException($"open({path}) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
-
-        try
-        {
-            if (Fsync(fd) != 0)
-            {
-                throw new IOException($"fsync({path}) failed: errno {Marshal.GetLastPInvokeError()}");
-            }
-        }
-        finally
-        {
-            _ = Close(fd);
+            throw new IOException($"fsync({path}) failed: errno {Marshal.GetLastPInvokeError()}");
         }
     }
 
@@ -123,8 +106,8 @@ internal static partial class Posix
     }
 
     /// <summary>
-    /// Opens a directory to open files in by name (<see cref="OpenForReading(SafeFileHandle, string, string)"/>); null
-    /// off Linux.
+    /// Opens a directory, to fsync it or to open files in it by name
+    /// (<see cref="OpenForReading(SafeFileHandle, string, string)"/>); null off Linux.
     /// </summary>
     public static SafeFileHandle? OpenDirectory(string path)
     {
@@ -139,11 +122,14 @@ internal static partial class Posix
     }
 
     /// <summary>
-    /// Opens <paramref name="name"/> in an open directory: openat(2) resolves one name instead of a whole path
-    /// (a POP3 RETR opens one file per message). <paramref name="path"/> is the same file, for messages.
+    /// Opens <paramref name="name"/> in the open directory <paramref name="directoryPath"/>: openat(2) resolves one
+    /// name instead of a whole path (a POP3 RETR opens one file per message).
     /// </summary>
-    public static SafeFileHandle OpenForReading(SafeFileHandle directory, string name, string path) =>
-        ReadingHandle(OpenAt(directory, name, ORdOnly | OCloExec), path);
+    public static SafeFileHandle OpenForReading(SafeFileHandle directory, string directoryPath, string name)
+    {
+        int fd = OpenAt(directory, name, ORdOnly | OCloExec);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : ReadingHandle(fd, Path.Combine(directoryPath, name));
+    }
 
     private static SafeFileHandle ReadingHandle(int fd, string path)
     {
@@ -228,7 +214,7 @@ internal static partial class Posix
             return;
         }
 
-        if (FsyncFile(file) != 0)
+        if (Fsync(file) != 0)
         {
             throw new IOException($"fsync failed: errno {Marshal.GetLastPInvokeError()}");
         }
@@ -315,13 +301,7 @@ internal static partial class Posix
     private static partial nint PWrite(SafeFileHandle fd, ref byte buffer, nint count, long offset);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int FsyncFile(SafeFileHandle fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
+    private static partial int Fsync(SafeFileHandle fd);
 
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Link(string existing, string newPath);
