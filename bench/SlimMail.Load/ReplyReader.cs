@@ -5,9 +5,9 @@ namespace SlimMail.Load;
 
 /// <summary>
 /// A connection with a read buffer: SMTP replies (multi-line), POP3 status lines and dot-terminated bodies.
-/// Each read comes in two forms: asynchronous (the SMTP load's many sessions) and blocking (the POP3 load: one
-/// thread per session, as a mail client does, so that the client costs the machine little besides its system
-/// calls and the servers' differences show). Both share the parsing, which works on what is buffered.
+/// SMTP replies are read asynchronously (the SMTP load's many sessions), POP3 responses with blocking calls (the
+/// POP3 load: one thread per session, as a mail client does, so that the client costs the machine little besides
+/// its system calls and the servers' differences show). Line parsing works on what is buffered and is shared.
 /// </summary>
 internal sealed class ReplyReader(Socket socket) : IDisposable
 {
@@ -62,70 +62,44 @@ internal sealed class ReplyReader(Socket socket) : IDisposable
     }
 
     /// <summary>Reads one POP3 status line; throws on -ERR.</summary>
-    public async Task<string> ExpectOkAsync(string what) => CheckOk(await ReadLineAsync().ConfigureAwait(false), what);
-
-    /// <inheritdoc cref="ExpectOkAsync"/>
-    public string ExpectOk(string what) => CheckOk(ReadLine(), what);
-
-    /// <summary>Consumes a dot-terminated multi-line body, returning its size in bytes (terminator excluded).</summary>
-    public async Task<long> SkipDotBodyAsync()
+    public string ExpectOk(string what)
     {
-        var body = new DotBody();
-        while (!TrySkipDotBody(ref body))
-        {
-            await FillAsync().ConfigureAwait(false);
-        }
-
-        return body.Size;
+        string line = ReadLine();
+        return line.StartsWith("+OK", StringComparison.Ordinal) ? line : throw new IOException($"{what}: {line}");
     }
 
-    /// <inheritdoc cref="SkipDotBodyAsync"/>
+    /// <summary>Consumes a dot-terminated multi-line body, returning its size in bytes (terminator excluded).</summary>
     public long SkipDotBody()
     {
-        var body = new DotBody();
-        while (!TrySkipDotBody(ref body))
+        // The status line's CRLF already went: the body ends at "\r\n.\r\n", or at ".\r\n" right away (an empty body).
+        while (_end - _start < 3)
         {
             Fill();
         }
 
-        return body.Size;
-    }
-
-    private static string CheckOk(string line, string what) =>
-        line.StartsWith("+OK", StringComparison.Ordinal) ? line : throw new IOException($"{what}: {line}");
-
-    // The status line's CRLF already went: the body ends at "\r\n.\r\n", or at ".\r\n" right away. The last four
-    // bytes stay buffered until the terminator is found, so that one split across reads is still seen whole.
-    private bool TrySkipDotBody(ref DotBody body)
-    {
-        ReadOnlySpan<byte> data = _buffer.AsSpan(_start, _end - _start);
-        if (!body.Started)
+        if (_buffer.AsSpan(_start, 3).SequenceEqual(".\r\n"u8))
         {
-            if (data.Length < 3)
-            {
-                return false;
-            }
-
-            body.Started = true;
-            if (data.StartsWith(".\r\n"u8))
-            {
-                _start += 3;
-                return true;
-            }
+            _start += 3;
+            return 0;
         }
 
-        int end = data.IndexOf("\r\n.\r\n"u8);
-        if (end >= 0)
+        // The last four bytes stay buffered until the terminator is found, so that one split across reads is seen whole.
+        long size = 0;
+        while (true)
         {
-            body.Size += end + 2;
-            _start += end + 5;
-            return true;
-        }
+            ReadOnlySpan<byte> data = _buffer.AsSpan(_start, _end - _start);
+            int end = data.IndexOf("\r\n.\r\n"u8);
+            if (end >= 0)
+            {
+                _start += end + 5;
+                return size + end + 2;
+            }
 
-        int consumed = Math.Max(0, data.Length - 4);
-        body.Size += consumed;
-        _start += consumed;
-        return false;
+            int consumed = Math.Max(0, data.Length - 4);
+            size += consumed;
+            _start += consumed;
+            Fill();
+        }
     }
 
     private async Task<string> ReadLineAsync()
@@ -194,10 +168,4 @@ internal sealed class ReplyReader(Socket socket) : IDisposable
     }
 
     public void Dispose() => Socket.Dispose();
-
-    private struct DotBody
-    {
-        public bool Started;
-        public long Size;
-    }
 }
