@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using SlimMail.Transport;
 
 namespace SlimMail.Delivery;
 
@@ -28,16 +29,19 @@ internal static class BlockingIo
 
     /// <summary>
     /// Runs <paramref name="work"/> on an I/O thread, the continuation there too (it is short) — or, when the
-    /// caller is a thread-pool thread and no other caller's work is running that way, right here: a lone session
+    /// caller is a thread-pool thread or the only open session's thread, and no other caller's work is running
+    /// that way, right here: a lone session
     /// then saves the wake-up of a disk thread, which on a virtual machine costs tens of microseconds per message
     /// (1 session: +8..16% messages/s with a new connection each, up to +50% over one connection). Only one caller at a time, so that the thread pool
     /// keeps its threads for the sockets. <paramref name="work"/> must not wait for other work given here.
     /// </summary>
     public static Task RunAsync(Action work)
     {
-        // Only on a thread-pool thread: with inline socket completions (slimmail serve turns them on) session code
-        // runs on the socket engine's own threads, and blocking one of those would stall every connection it serves.
-        if (Thread.CurrentThread.IsThreadPoolThread && TryRunInline(work, out Task? result))
+        // With inline socket completions (slimmail serve turns them on) session code runs on the socket engine's
+        // own threads, and blocking one of those would stall every connection it serves — unless the caller's
+        // session is the only one open: then there is nobody to stall (a new connection's accept waits at most
+        // this one fsync), and a lone client saves the wake-up of a disk thread per message.
+        if ((Thread.CurrentThread.IsThreadPoolThread || SessionCounter.InProcess == 1) && TryRunInline(work, out Task? result))
         {
             return result;
         }

@@ -4,18 +4,27 @@ namespace SlimMail.Transport;
 public sealed class SessionCounter
 {
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private static int s_inProcess;
     private int _count;
     private int _stopping;
 
     /// <summary>Open sessions now.</summary>
     public int Count => Volatile.Read(ref _count);
 
+    /// <summary>Open sessions of every counter in this process (SMTP and POP3 alike).</summary>
+    internal static int InProcess => Volatile.Read(ref s_inProcess);
+
     /// <summary>A session started.</summary>
-    public void Enter() => Interlocked.Increment(ref _count);
+    public void Enter()
+    {
+        Interlocked.Increment(ref _count);
+        Interlocked.Increment(ref s_inProcess);
+    }
 
     /// <summary>A session ended.</summary>
     public void Exit()
     {
+        Interlocked.Decrement(ref s_inProcess);
         if (Interlocked.Decrement(ref _count) == 0 && Volatile.Read(ref _stopping) == 1)
         {
             _drained.TrySetResult();
