@@ -3,8 +3,8 @@ namespace SlimMail.Transport;
 /// <summary>Counts open sessions so a server can wait, on shutdown, until they have all ended.</summary>
 public sealed class SessionCounter
 {
-    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private static int s_inProcess;
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _count;
     private int _stopping;
 
