@@ -316,7 +316,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
                 // The state after every attempt is durable before anything else happens: a crash now
                 // never sends again to a recipient that a server already accepted. When nothing is left
                 // to do, removing the envelope below is that durable record, so it is not written first.
-                if (!envelope.IsFinished && !_queue.Save(envelope))
+                if (!envelope.IsFinished && !await SaveAsync(envelope).ConfigureAwait(false))
                 {
                     Forget(envelope.Id);
                     return;
@@ -329,7 +329,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
         List<QueueRecipient> toBounce = envelope.Recipients.FindAll(r => r.NeedsBounce);
         if (toBounce.Count > 0)
         {
-            if (!_queue.Save(envelope))
+            if (!await SaveAsync(envelope).ConfigureAwait(false))
             {
                 Forget(envelope.Id);
                 return;
@@ -357,20 +357,29 @@ public sealed partial class RelayScheduler : IAsyncDisposable
                 .ConvertAll(r => new DsnRecipient(r.Address, "delayed", StatusOf(r.LastError ?? "", "4.0.0"), r.LastError, r.RemoteMta));
             await _bounce(envelope, delayed, cancellationToken).ConfigureAwait(false);
             envelope.DelayWarned = true;
-            _queue.Save(envelope);
+            await SaveAsync(envelope).ConfigureAwait(false);
             LogDelayWarning(_logger, envelope.Id, envelope.Sender, delayed.Count);
         }
 
         if (envelope.IsFinished)
         {
-            _queue.Remove(envelope.Id);
+            await BlockingIo.RunAsync(() => _queue.Remove(envelope.Id), fromSession: false).ConfigureAwait(false);
             Forget(envelope.Id);
             LogFinished(_logger, envelope.Id);
         }
         else if (toBounce.Count > 0)
         {
-            _queue.Save(envelope);
+            await SaveAsync(envelope).ConfigureAwait(false);
         }
+    }
+
+    // The envelope's rewrite and its directory fsync block: after an attempt this code runs on a socket thread
+    // (inline completions), which must not wait for the disk.
+    private async Task<bool> SaveAsync(QueueEnvelope envelope)
+    {
+        bool saved = false;
+        await BlockingIo.RunAsync(() => saved = _queue.Save(envelope), fromSession: false).ConfigureAwait(false);
+        return saved;
     }
 
     private async Task AttemptAsync(QueueEnvelope envelope, List<QueueRecipient> group, byte[] body, CancellationToken cancellationToken)

@@ -33,15 +33,16 @@ internal static class BlockingIo
     /// is running that way: a lone session then saves the wake-up of a disk thread, which on a virtual machine
     /// costs tens of microseconds per message (1 session: +8..23% messages/s with a new connection each, up to
     /// +50% over one connection). Only one caller at a time, so that the thread pool keeps its threads for the
-    /// sockets. <paramref name="work"/> must not wait for other work given here.
+    /// sockets. <paramref name="work"/> must not wait for other work given here. <paramref name="fromSession"/> is
+    /// false for callers that are not a session (the relay's workers): they never count as the lone session.
     /// </summary>
-    public static Task RunAsync(Action work)
+    public static Task RunAsync(Action work, bool fromSession = true)
     {
         // With inline socket completions (slimmail serve turns them on) session code runs on the socket engine's
         // own threads, and blocking one of those would stall every connection it serves — unless the caller's
         // session is the only one open: then there is nobody to stall (a new connection's accept waits at most
         // this one fsync), and a lone client saves the wake-up of a disk thread per message.
-        if ((Thread.CurrentThread.IsThreadPoolThread || SessionCounter.InProcess == 1) && TryRunInline(work, out Task? result))
+        if ((Thread.CurrentThread.IsThreadPoolThread || (fromSession && SessionCounter.InProcess == 1)) && TryRunInline(work, out Task? result))
         {
             return result;
         }
