@@ -84,7 +84,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
 
         _queue.Queued += OnQueued;
         File.Delete(_queue.FlushRequestPath);
-        _flushWatcher = new FileSystemWatcher(_queue.Directory, "flush") { NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite };
+        _flushWatcher = new FileSystemWatcher(_queue.ControlDirectory, "flush") { NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite };
         _flushWatcher.Created += (_, _) => Flush();
         _flushWatcher.Changed += (_, _) => Flush();
         _flushWatcher.EnableRaisingEvents = true;

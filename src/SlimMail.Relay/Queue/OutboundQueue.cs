@@ -24,6 +24,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         Directory = Path.GetFullPath(directory);
         _tmp = Path.Combine(Directory, "tmp");
         System.IO.Directory.CreateDirectory(_tmp);
+        System.IO.Directory.CreateDirectory(ControlDirectory);
         _logger = logger;
     }
 
@@ -145,8 +146,14 @@ public sealed partial class OutboundQueue : IDeliveryAgent
     /// <summary>Asks a running server to retry every pending recipient now (<c>slimmail queue flush</c>).</summary>
     public void RequestFlush() => File.WriteAllText(FlushRequestPath, DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
 
+    /// <summary>
+    /// Where requests to the running server appear: a directory of its own, so that watching it does not wake
+    /// the watcher for every message file created and removed in the queue (3 wake-ups per relayed message).
+    /// </summary>
+    public string ControlDirectory => Path.Combine(Directory, "control");
+
     /// <summary>The file whose appearance tells the running scheduler to retry now.</summary>
-    public string FlushRequestPath => Path.Combine(Directory, "flush");
+    public string FlushRequestPath => Path.Combine(ControlDirectory, "flush");
 
     internal string BodyPath(string id) => Path.Combine(Directory, id + ".msg");
 
