@@ -17,6 +17,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
     private readonly RelayOptions _options;
     private readonly IDestinationResolver _resolver;
     private readonly OutboundAttempt _attempt;
+    private readonly SmtpConnectionCache _connections;
     private readonly Func<QueueEnvelope, IReadOnlyList<DsnRecipient>, CancellationToken, Task> _bounce;
     private readonly ILogger _logger;
     private readonly Dictionary<string, QueueEnvelope> _envelopes = new(StringComparer.Ordinal);
@@ -43,7 +44,8 @@ public sealed partial class RelayScheduler : IAsyncDisposable
         _queue = queue;
         _options = options;
         _resolver = resolver;
-        _attempt = new OutboundAttempt(options);
+        _connections = new SmtpConnectionCache(options.MaxConcurrentPerDestination);
+        _attempt = new OutboundAttempt(options, _connections);
         _bounce = bounce;
         _logger = logger;
         _slots = new SemaphoreSlim(options.MaxConcurrentDeliveries);
@@ -127,6 +129,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
         }
 
         await Task.WhenAny(Task.WhenAll(running), Task.Delay(timeout)).ConfigureAwait(false);
+        await _connections.DisposeAsync().ConfigureAwait(false); // QUIT to every kept connection
     }
 
     /// <inheritdoc />

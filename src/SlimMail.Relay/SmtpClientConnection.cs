@@ -27,6 +27,29 @@ public sealed class SmtpClientConnection : IAsyncDisposable
         _stream = tcp.GetStream();
     }
 
+    /// <summary>When the connection was opened (a <see cref="System.Diagnostics.Stopwatch"/> timestamp).</summary>
+    public long OpenedAt { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <summary>
+    /// True when nothing has arrived since the last reply and the server has not closed the connection: what a
+    /// connection must be to carry another transaction. A server that gave up on an idle client says 421 and
+    /// closes; either makes the socket readable.
+    /// </summary>
+    public bool LooksIdle
+    {
+        get
+        {
+            try
+            {
+                return _start == _end && _tcp.Connected && !_tcp.Client.Poll(0, SelectMode.SelectRead);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return false;
+            }
+        }
+    }
+
     /// <summary>The extensions the server announced in its EHLO reply (upper case keywords → parameters).</summary>
     public IReadOnlyDictionary<string, string> Extensions { get; private set; } = new Dictionary<string, string>();
 

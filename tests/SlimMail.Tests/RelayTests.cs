@@ -461,4 +461,111 @@ public sealed class RelayTests : IDisposable
             await receiver.WaitForExitAsync();
         }
     }
+
+    // A receiver that numbers its connections and writes "N message SUBJECT" per message and "N quit" per QUIT;
+    // with "drop" it answers each message's 250 and then says 421 and closes, as a server whose idle limit is short.
+    private const string CountingServer = """
+        import socket, sys, threading
+        port, out, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+        srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(('127.0.0.1', port)); srv.listen(16)
+        lock = threading.Lock()
+        def log(line):
+            with lock:
+                open(out, 'a').write(line + '\n')
+        def serve(c, n):
+            f = c.makefile('rb')
+            def say(line): c.sendall(line.encode() + b'\r\n')
+            say('220 python.test ESMTP')
+            while True:
+                line = f.readline()
+                if not line: break
+                cmd = line.strip().upper()
+                if cmd.startswith(b'EHLO'): say('250-python.test'); say('250 PIPELINING')
+                elif cmd.startswith(b'MAIL') or cmd.startswith(b'RCPT') or cmd == b'RSET': say('250 ok')
+                elif cmd == b'DATA':
+                    say('354 go'); subject = ''
+                    while True:
+                        l = f.readline()
+                        if l == b'.\r\n' or not l: break
+                        if l.startswith(b'Subject: '): subject = l[9:].strip().decode()
+                    log(f'{n} message {subject}'); say('250 stored')
+                    if mode == 'drop': say('421 4.4.2 python.test idle timeout'); c.close(); return
+                elif cmd == b'QUIT': log(f'{n} quit'); say('221 bye'); c.close(); return
+                else: say('500 what')
+        print('ready', flush=True)
+        n = 0
+        while True:
+            c, _ = srv.accept(); n += 1
+            threading.Thread(target=serve, args=(c, n), daemon=True).start()
+        """;
+
+    private static System.Diagnostics.Process StartCountingServer(int port, string output, string mode)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (string argument in new[] { "-c", CountingServer, port.ToString(CultureInfo.InvariantCulture), output, mode })
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        return System.Diagnostics.Process.Start(info)!;
+    }
+
+    private static string[] Lines(string path) => File.Exists(path) ? File.ReadAllLines(path) : [];
+
+    [Fact]
+    public async Task Messages_to_the_same_smarthost_share_one_connection_which_is_closed_with_quit_once_idle()
+    {
+        int port = TestPaths.FreePort();
+        string output = Path.Combine(_directory, "received.txt");
+        using System.Diagnostics.Process receiver = StartCountingServer(port, output, "keep");
+        try
+        {
+            Assert.Equal("ready", await receiver.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)));
+            await using SlimMailServer server = await StartAsync(Config(port, retryDelays: "\"01:00:00\""));
+            for (int i = 1; i <= 3; i++)
+            {
+                await SendAsync(server.SmtpPorts[0], "alice@example.test", $"Subject: m{i}\r\n\r\nbody\r\n", "bob@remote.test");
+                await WaitUntilAsync(() => Lines(output).Contains($"1 message m{i}"), $"message {i} did not arrive on the first connection: "
+                    + string.Join(" | ", Lines(output)));
+            }
+
+            // Kept for ~2 s after the last message (Postfix's connection cache time limit), then QUIT.
+            await WaitUntilAsync(() => Lines(output).Contains("1 quit"), "the idle connection was never closed with QUIT", seconds: 15);
+            Assert.Equal(["1 message m1", "1 message m2", "1 message m3", "1 quit"], Lines(output));
+        }
+        finally
+        {
+            receiver.Kill();
+            await receiver.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_kept_connection_the_receiver_closed_meanwhile_is_replaced_and_the_message_is_not_deferred()
+    {
+        int port = TestPaths.FreePort();
+        string output = Path.Combine(_directory, "received.txt");
+        using System.Diagnostics.Process receiver = StartCountingServer(port, output, "drop");
+        try
+        {
+            Assert.Equal("ready", await receiver.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)));
+            // An hour between attempts: a message deferred because of the dropped connection would not arrive here.
+            await using SlimMailServer server = await StartAsync(Config(port, retryDelays: "\"01:00:00\""));
+            for (int i = 1; i <= 3; i++)
+            {
+                await SendAsync(server.SmtpPorts[0], "alice@example.test", $"Subject: m{i}\r\n\r\nbody\r\n", "bob@remote.test");
+                await WaitUntilAsync(() => Lines(output).Contains($"{i} message m{i}"), $"message {i} did not arrive on connection {i}: "
+                    + string.Join(" | ", Lines(output)));
+            }
+
+            await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
+            Assert.DoesNotContain(server.Log, line => line.Contains("conversation with", StringComparison.Ordinal));
+        }
+        finally
+        {
+            receiver.Kill();
+            await receiver.WaitForExitAsync();
+        }
+    }
 }
