@@ -513,12 +513,13 @@ public sealed class RelayTests : IDisposable
 
     private static string[] Lines(string path) => File.Exists(path) ? File.ReadAllLines(path) : [];
 
-    [Fact]
-    public async Task Messages_to_the_same_smarthost_share_one_connection_which_is_closed_with_quit_once_idle()
+    // Relays m1, m2, m3 one after another to the counting receiver in MODE, each awaited on connection CONNECTIONOF(i);
+    // then CHECK gets the server and the receiver's lines. An hour between attempts: a deferred message would not arrive.
+    private async Task RelayThreeMessagesAsync(string mode, Func<int, int> connectionOf, Func<SlimMailServer, string, Task> check)
     {
         int port = TestPaths.FreePort();
         string output = Path.Combine(_directory, "received.txt");
-        using System.Diagnostics.Process receiver = StartCountingServer(port, output, "keep");
+        using System.Diagnostics.Process receiver = StartCountingServer(port, output, mode);
         try
         {
             Assert.Equal("ready", await receiver.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)));
@@ -526,46 +527,33 @@ public sealed class RelayTests : IDisposable
             for (int i = 1; i <= 3; i++)
             {
                 await SendAsync(server.SmtpPorts[0], "alice@example.test", $"Subject: m{i}\r\n\r\nbody\r\n", "bob@remote.test");
-                await WaitUntilAsync(() => Lines(output).Contains($"1 message m{i}"), $"message {i} did not arrive on the first connection: "
-                    + string.Join(" | ", Lines(output)));
+                string expected = $"{connectionOf(i)} message m{i}";
+                await WaitUntilAsync(() => Lines(output).Contains(expected), $"expected \"{expected}\", the receiver has: " + string.Join(" | ", Lines(output)));
             }
 
+            await check(server, output);
+        }
+        finally
+        {
+            receiver.Kill();
+            await receiver.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public Task Messages_to_the_same_smarthost_share_one_connection_which_is_closed_with_quit_once_idle() =>
+        RelayThreeMessagesAsync("keep", _ => 1, async (_, output) =>
+        {
             // Kept for ~2 s after the last message (Postfix's connection cache time limit), then QUIT.
             await WaitUntilAsync(() => Lines(output).Contains("1 quit"), "the idle connection was never closed with QUIT", seconds: 15);
             Assert.Equal(["1 message m1", "1 message m2", "1 message m3", "1 quit"], Lines(output));
-        }
-        finally
-        {
-            receiver.Kill();
-            await receiver.WaitForExitAsync();
-        }
-    }
+        });
 
     [Fact]
-    public async Task A_kept_connection_the_receiver_closed_meanwhile_is_replaced_and_the_message_is_not_deferred()
-    {
-        int port = TestPaths.FreePort();
-        string output = Path.Combine(_directory, "received.txt");
-        using System.Diagnostics.Process receiver = StartCountingServer(port, output, "drop");
-        try
+    public Task A_kept_connection_the_receiver_closed_meanwhile_is_replaced_and_the_message_is_not_deferred() =>
+        RelayThreeMessagesAsync("drop", i => i, async (server, _) =>
         {
-            Assert.Equal("ready", await receiver.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)));
-            // An hour between attempts: a message deferred because of the dropped connection would not arrive here.
-            await using SlimMailServer server = await StartAsync(Config(port, retryDelays: "\"01:00:00\""));
-            for (int i = 1; i <= 3; i++)
-            {
-                await SendAsync(server.SmtpPorts[0], "alice@example.test", $"Subject: m{i}\r\n\r\nbody\r\n", "bob@remote.test");
-                await WaitUntilAsync(() => Lines(output).Contains($"{i} message m{i}"), $"message {i} did not arrive on connection {i}: "
-                    + string.Join(" | ", Lines(output)));
-            }
-
             await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
             Assert.DoesNotContain(server.Log, line => line.Contains("conversation with", StringComparison.Ordinal));
-        }
-        finally
-        {
-            receiver.Kill();
-            await receiver.WaitForExitAsync();
-        }
-    }
+        });
 }
