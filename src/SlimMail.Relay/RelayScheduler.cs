@@ -44,7 +44,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
         _queue = queue;
         _options = options;
         _resolver = resolver;
-        _connections = new SmtpConnectionCache(options.MaxConcurrentPerDestination);
+        _connections = new SmtpConnectionCache(options.MaxConcurrentPerDestination, options.MaxConcurrentDeliveries);
         _attempt = new OutboundAttempt(options, _connections);
         _bounce = bounce;
         _logger = logger;

@@ -18,13 +18,19 @@ public sealed class SmtpConnectionCache : IAsyncDisposable
 
     private readonly Dictionary<string, Stack<(SmtpClientConnection Connection, long IdleSince)>> _idle = new(StringComparer.OrdinalIgnoreCase);
     private readonly int _maxIdlePerHost;
+    private readonly int _maxIdle;
     private readonly Timer _sweeper;
+    private int _count;
     private bool _disposed;
 
-    /// <summary>Creates a cache that keeps up to <paramref name="maxIdlePerHost"/> idle connections per host.</summary>
-    public SmtpConnectionCache(int maxIdlePerHost)
+    /// <summary>
+    /// Creates a cache that keeps up to <paramref name="maxIdlePerHost"/> idle connections per host and
+    /// <paramref name="maxIdle"/> in all.
+    /// </summary>
+    public SmtpConnectionCache(int maxIdlePerHost, int maxIdle)
     {
         _maxIdlePerHost = Math.Max(1, maxIdlePerHost);
+        _maxIdle = Math.Max(1, maxIdle);
         _sweeper = new Timer(_ => CloseIdle(all: false), null, IdleLimit, IdleLimit);
     }
 
@@ -35,13 +41,7 @@ public sealed class SmtpConnectionCache : IAsyncDisposable
         {
             lock (_idle)
             {
-                int n = 0;
-                foreach (Stack<(SmtpClientConnection, long)> stack in _idle.Values)
-                {
-                    n += stack.Count;
-                }
-
-                return n;
+                return _count;
             }
         }
     }
@@ -62,6 +62,7 @@ public sealed class SmtpConnectionCache : IAsyncDisposable
                 }
 
                 connection = entry.Connection;
+                _count--;
             }
 
             if (connection.LooksIdle && Stopwatch.GetElapsedTime(connection.OpenedAt) < ReuseLimit)
@@ -93,9 +94,10 @@ public sealed class SmtpConnectionCache : IAsyncDisposable
                         _idle[key] = stack = new Stack<(SmtpClientConnection, long)>();
                     }
 
-                    if (stack.Count < _maxIdlePerHost)
+                    if (stack.Count < _maxIdlePerHost && _count < _maxIdle)
                     {
                         stack.Push((connection, Stopwatch.GetTimestamp()));
+                        _count++;
                         return;
                     }
                 }
@@ -131,6 +133,7 @@ public sealed class SmtpConnectionCache : IAsyncDisposable
                     if (all || Stopwatch.GetElapsedTime(entry.IdleSince) >= IdleLimit)
                     {
                         closing.Add(CloseAsync(entry.Connection));
+                        _count--;
                     }
                     else
                     {
