@@ -31,7 +31,8 @@ public sealed class SmtpConnectionCache : IAsyncDisposable
     {
         _maxIdlePerHost = Math.Max(1, maxIdlePerHost);
         _maxIdle = Math.Max(1, maxIdle);
-        _sweeper = new Timer(_ => CloseIdle(all: false), null, IdleLimit, IdleLimit);
+        // Swept twice a second: a connection is closed at most half a second past its idle limit.
+        _sweeper = new Timer(_ => CloseIdle(all: false), null, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500));
     }
 
     /// <summary>The idle connections now, over all hosts.</summary>
@@ -122,6 +123,7 @@ public sealed class SmtpConnectionCache : IAsyncDisposable
     private List<Task> CloseIdle(bool all)
     {
         var closing = new List<Task>();
+        List<string>? empty = null;
         lock (_idle)
         {
             foreach ((string key, Stack<(SmtpClientConnection Connection, long IdleSince)> stack) in _idle)
@@ -145,6 +147,18 @@ public sealed class SmtpConnectionCache : IAsyncDisposable
                 {
                     stack.Push(keep[i]);
                 }
+
+                if (stack.Count == 0)
+                {
+                    empty ??= [];
+                    empty.Add(key);
+                }
+            }
+
+            // Hosts come and go (MX mode): forget the ones with nothing kept.
+            foreach (string key in empty ?? [])
+            {
+                _idle.Remove(key);
             }
         }
 
