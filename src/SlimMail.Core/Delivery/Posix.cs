@@ -16,6 +16,9 @@ internal static partial class Posix
     private const int OTmpFileFlag = 0x400000; // __O_TMPFILE; O_TMPFILE is it with O_DIRECTORY
     private const int AtFdCwd = -100;
     private const int AtSymlinkFollow = 0x400;
+    private const int AtEmptyPath = 0x1000;
+    private const int ENoEnt = 2;
+    private const int EExist = 17;
     private const int EIntr = 4;
     private const int EIsDir = 21;
     private const int EInval = 22;
@@ -27,6 +30,8 @@ internal static partial class Posix
 
     private static volatile bool _tmpFileUnsupported = !OperatingSystem.IsLinux()
         || RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64);
+
+    private static volatile bool _emptyPathLinkUnsupported;
 
     public static bool IsLinux { get; } = OperatingSystem.IsLinux();
 
@@ -83,7 +88,34 @@ internal static partial class Posix
     /// <summary>Gives a file opened by <see cref="TryOpenUnnamed"/> the name <paramref name="path"/>; false if the name exists.</summary>
     public static bool LinkOpenFile(SafeFileHandle file, string path)
     {
-        // linkat(fd, "", AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link works for every user.
+        // linkat(fd, "", AT_EMPTY_PATH) names the file without a path walk; Linux allows it to the user who opened
+        // the file since 6.10 (before that only with CAP_DAC_READ_SEARCH, and it fails with ENOENT). The
+        // /proc/self/fd link works on older kernels for every user, but needs /proc and walks four path components.
+        if (!_emptyPathLinkUnsupported)
+        {
+            if (LinkAtFd(file, string.Empty, AtFdCwd, path, AtEmptyPath) == 0)
+            {
+                return true;
+            }
+
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != ENoEnt)
+            {
+                return errno == EExist ? false : throw new IOException($"linkat({path}) failed: errno {errno}");
+            }
+
+            // ENOENT is also what a missing target directory gives: only a /proc link that then works shows
+            // that the kernel refused the empty path.
+            bool linked = LinkThroughProc(file, path);
+            _emptyPathLinkUnsupported = true;
+            return linked;
+        }
+
+        return LinkThroughProc(file, path);
+    }
+
+    private static bool LinkThroughProc(SafeFileHandle file, string path)
+    {
         string source = string.Create(CultureInfo.InvariantCulture, $"/proc/self/fd/{file.DangerousGetHandle()}");
         if (LinkAt(AtFdCwd, source, AtFdCwd, path, AtSymlinkFollow) == 0)
         {
@@ -91,7 +123,7 @@ internal static partial class Posix
         }
 
         int errno = Marshal.GetLastPInvokeError();
-        return errno == 17 /* EEXIST */ ? false : throw new IOException($"linkat({path}) failed: errno {errno}");
+        return errno == EExist ? false : throw new IOException($"linkat({path}) failed: errno {errno}");
     }
 
     /// <summary>Opens a file for reading with open(2) alone on Linux (FileStream adds fstat, flock and fadvise).</summary>
@@ -293,6 +325,9 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LinkAt(int oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
+
+    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LinkAtFd(SafeFileHandle oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
 
     [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
     private static partial nint PRead(SafeFileHandle fd, ref byte buffer, nint count, long offset);
