@@ -67,37 +67,30 @@ public sealed class MaildirStore : IDeliveryAgent
 
     private sealed class Writer : IDeliveryWriter
     {
-        private const int BufferSize = 64 * 1024;
-
         private readonly MaildirMailbox[] _targets;
         private readonly DirectorySync _directorySync;
         private readonly string _uniqueName;
-        private SafeFileHandle? _file;
-        private string? _tmpPath; // null while the file is unnamed (O_TMPFILE) or not yet created
-        private byte[]? _buffer;
-        private int _buffered;
-        private long _fileOffset;
+        private DurableFile? _file;
         private long _receivedBytes;
-        private bool _committed;
 
         public Writer(MaildirMailbox[] targets, DirectorySync directorySync)
         {
             _targets = targets;
             _directorySync = directorySync;
             _uniqueName = NewUniqueName();
-            _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+            _file = NewFile(targets[0], _uniqueName);
         }
 
         public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
+            ObjectDisposedException.ThrowIf(_file is null, this);
             _receivedBytes += data.Length;
             ReadOnlySpan<byte> rest = data.Span;
             // Bare CRs never reach a committed message (the engine rejects them), so every CR is half a CRLF.
             while (!rest.IsEmpty)
             {
                 int cr = rest.IndexOf((byte)'\r');
-                ReadOnlySpan<byte> run = cr < 0 ? rest : rest[..cr];
-                Append(run);
+                _file.Append(cr < 0 ? rest : rest[..cr]);
                 rest = cr < 0 ? default : rest[(cr + 1)..];
             }
 
@@ -106,31 +99,26 @@ public sealed class MaildirStore : IDeliveryAgent
 
         public async ValueTask<DeliveryOutcome> CommitAsync(CancellationToken cancellationToken)
         {
+            DurableFile file = _file ?? throw new ObjectDisposedException(nameof(Writer));
             // Dovecot's convention: S= is the file size, W= the size with CRLF line endings (what POP3 sends).
             Task[] durable = new Task[_targets.Length];
             await BlockingIo.RunAsync(() =>
             {
-                FlushBuffer();
-                SafeFileHandle file = _file ?? Create();
-                Posix.FlushToDisk(file);
-                string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={_fileOffset},W={_receivedBytes}");
+                file.FlushToDisk();
+                string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={file.Length},W={_receivedBytes}");
                 MaildirMailbox primary = _targets[0];
                 for (int i = 1; i < _targets.Length; i++)
                 {
                     MaildirMailbox other = _targets[i];
                     bool sameFile = other.FileMode == primary.FileMode && other.Owner == primary.Owner;
                     string otherPath = Path.Combine(other.New, finalName);
-                    bool linked = sameFile && (_tmpPath is null ? Posix.LinkOpenFile(file, otherPath) : Posix.TryLink(_tmpPath, otherPath));
-                    if (!linked)
+                    if (!sameFile || !file.TryLinkAlso(otherPath))
                     {
-                        CopyInto(file, other, otherPath);
+                        CopyInto(file.Handle, other, otherPath);
                     }
                 }
 
-                Publish(file, _tmpPath, Path.Combine(primary.New, finalName));
-                file.Dispose();
-                _file = null;
-                _committed = true;
+                Publish(file, Path.Combine(primary.New, finalName));
 
                 // The links become durable with an fsync of each new/, shared with every message linked meanwhile:
                 // run here if none is running, else joined without holding this disk thread.
@@ -150,75 +138,31 @@ public sealed class MaildirStore : IDeliveryAgent
 
         public ValueTask DisposeAsync()
         {
-            // An unnamed file disappears with its descriptor; a named one in tmp/ is removed.
             _file?.Dispose();
             _file = null;
-            if (!_committed && _tmpPath is not null)
-            {
-                try
-                {
-                    File.Delete(_tmpPath);
-                }
-                catch (IOException)
-                {
-                }
-            }
-
-            if (_buffer is not null)
-            {
-                ArrayPool<byte>.Shared.Return(_buffer);
-                _buffer = null;
-            }
-
             return default;
         }
 
-        private void Append(ReadOnlySpan<byte> bytes)
-        {
-            while (!bytes.IsEmpty)
-            {
-                int n = Math.Min(bytes.Length, BufferSize - _buffered);
-                bytes[..n].CopyTo(_buffer.AsSpan(_buffered));
-                _buffered += n;
-                bytes = bytes[n..];
-                if (_buffered == BufferSize)
-                {
-                    FlushBuffer();
-                }
-            }
-        }
-
-        // Small messages reach the disk in one write at commit; large ones 64 KB at a time.
-        private void FlushBuffer()
-        {
-            if (_buffered == 0)
-            {
-                return;
-            }
-
-            SafeFileHandle file = _file ?? Create();
-            Posix.WriteAt(file, _buffer.AsSpan(0, _buffered), _fileOffset);
-            _fileOffset += _buffered;
-            _buffered = 0;
-        }
-
-        private SafeFileHandle Create()
-        {
-            _file = CreateFile(_targets[0], _uniqueName, out _tmpPath);
-            return _file;
-        }
+        /// <summary>
+        /// The message file: unnamed inside <c>new/</c> where Linux allows it, so that nothing is ever
+        /// half-visible and a crash leaves no <c>tmp/</c> debris — and one directory entry per message, not a
+        /// create in <c>tmp/</c> and a rename across directories (which serialises on the file system's rename
+        /// lock). Otherwise in <c>tmp/</c>, as the Maildir convention says.
+        /// </summary>
+        private static DurableFile NewFile(MaildirMailbox mailbox, string uniqueName) =>
+            new(mailbox.New, Path.Combine(mailbox.Tmp, uniqueName), mailbox.FileMode, mailbox.Owner);
 
         private void CopyInto(SafeFileHandle source, MaildirMailbox other, string finalPath)
         {
-            using SafeFileHandle target = CreateFile(other, _uniqueName, out string? tmpPath);
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+            using DurableFile target = NewFile(other, _uniqueName);
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
             try
             {
                 long offset = 0;
                 int n;
                 while ((n = Posix.ReadAt(source, buffer, offset)) > 0)
                 {
-                    Posix.WriteAt(target, buffer.AsSpan(0, n), offset);
+                    target.Append(buffer.AsSpan(0, n));
                     offset += n;
                 }
             }
@@ -227,46 +171,13 @@ public sealed class MaildirStore : IDeliveryAgent
                 ArrayPool<byte>.Shared.Return(buffer);
             }
 
-            Posix.FlushToDisk(target);
-            Publish(target, tmpPath, finalPath);
+            target.FlushToDisk();
+            Publish(target, finalPath);
         }
 
-        /// <summary>
-        /// Creates the message file: unnamed inside <c>new/</c> where Linux allows it, so that nothing is
-        /// ever half-visible and a crash leaves no <c>tmp/</c> debris — and one directory entry per message,
-        /// not a create in <c>tmp/</c> and a rename across directories (which serialises on the file system's
-        /// rename lock). Otherwise in <c>tmp/</c> as the Maildir convention says; <paramref name="tmpPath"/> names it.
-        /// </summary>
-        private static SafeFileHandle CreateFile(MaildirMailbox mailbox, string uniqueName, out string? tmpPath)
+        private static void Publish(DurableFile file, string finalPath)
         {
-            SafeFileHandle? handle = Posix.TryOpenUnnamed(mailbox.New, mailbox.FileMode);
-            tmpPath = null;
-            if (handle is null)
-            {
-                tmpPath = Path.Combine(mailbox.Tmp, uniqueName);
-                handle = File.OpenHandle(tmpPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
-            }
-
-            if (!OperatingSystem.IsWindows())
-            {
-                // Created under the umask (or a default ACL); set the configured mode exactly before any byte is written.
-                File.SetUnixFileMode(handle, mailbox.FileMode);
-                if (mailbox.Owner is { } owner && Posix.IsRoot)
-                {
-                    Posix.Chown(handle, owner.Uid, owner.Gid);
-                }
-            }
-
-            return handle;
-        }
-
-        private static void Publish(SafeFileHandle file, string? tmpPath, string finalPath)
-        {
-            if (tmpPath is not null)
-            {
-                File.Move(tmpPath, finalPath);
-            }
-            else if (!Posix.LinkOpenFile(file, finalPath))
+            if (!file.TryPublish(finalPath))
             {
                 throw new IOException($"{finalPath} already exists");
             }

@@ -8,13 +8,17 @@ namespace SlimMail.Relay.Queue;
 /// <summary>
 /// The durable outbound queue under <c>&lt;DataDirectory&gt;/queue/</c>: each message is a body file
 /// (<c>ID.msg</c>, CRLF, the <c>Received:</c> header first) and an envelope (<c>ID.env</c>). A message is
-/// queued when its envelope exists: the body is written to <c>tmp/</c>, fsync'd and renamed first, then the
-/// envelope is written the same way and the directory fsync'd, all before the client hears <c>250</c>. A body
-/// without an envelope was never acknowledged and is removed at start.
+/// queued when its envelope exists: the body is written (unnamed in the queue directory where Linux allows it,
+/// else in <c>tmp/</c>), fsync'd and named first, then the envelope the same way, then the directory is fsync'd
+/// (one fsync for every message named meanwhile), all before the client hears <c>250</c>. A body without an
+/// envelope was never acknowledged and is removed at start.
 /// As an <see cref="IDeliveryAgent"/> it is where <see cref="LocalDeliveryHandler"/> sends remote recipients.
 /// </summary>
 public sealed partial class OutboundQueue : IDeliveryAgent
 {
+    // Queued mail is nobody's but the server's.
+    private const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
     private readonly string _tmp;
     private readonly ILogger _logger;
 
@@ -123,7 +127,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             return false;
         }
 
-        WriteEnvelope(envelope);
+        WriteEnvelope(envelope, replace: true);
         DirectorySync.Shared.Sync(Directory);
         return true;
     }
@@ -179,16 +183,14 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         }
     }
 
-    private void WriteEnvelope(QueueEnvelope envelope)
+    // A new envelope is linked into place (false if one of that name exists); a changed one replaces the old by rename.
+    private bool WriteEnvelope(QueueEnvelope envelope, bool replace)
     {
         string tmp = Path.Combine(_tmp, envelope.Id + ".env." + Environment.CurrentManagedThreadId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            JsonSerializer.Serialize(file, envelope, QueueJsonContext.Default.QueueEnvelope);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(tmp, EnvelopePath(envelope.Id), overwrite: true);
+        using var file = new DurableFile(replace ? null : Directory, tmp, FileMode);
+        file.Append(JsonSerializer.SerializeToUtf8Bytes(envelope, QueueJsonContext.Default.QueueEnvelope));
+        file.FlushToDisk();
+        return file.TryPublish(EnvelopePath(envelope.Id), replace);
     }
 
     private sealed class Writer : IDeliveryWriter
@@ -197,74 +199,71 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         private readonly string _sender;
         private readonly List<string> _recipients;
         private readonly bool _smtpUtf8;
-        private readonly string _tmpBody;
-        private FileStream? _body;
-        private long _size;
-        private bool _committed;
+        private DurableFile? _body;
 
         public Writer(OutboundQueue queue, string id, string sender, List<string> recipients, bool smtpUtf8)
         {
             _queue = queue;
-            // A queue id is unique per process and second; a restart within the same second could reuse one.
-            while (File.Exists(queue.EnvelopePath(id)) || File.Exists(queue.BodyPath(id)))
-            {
-                id = QueueIdGenerator.Next();
-            }
-
             Id = id;
             _sender = sender;
             _recipients = recipients;
             _smtpUtf8 = smtpUtf8;
-            _tmpBody = Path.Combine(queue._tmp, id + ".msg");
+            _body = new DurableFile(queue.Directory, Path.Combine(queue._tmp, id + ".msg"), FileMode);
         }
 
-        public string Id { get; }
+        public string Id { get; private set; }
 
-        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
-            _body ??= new FileStream(_tmpBody, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024, FileOptions.Asynchronous);
-            await _body.WriteAsync(data, cancellationToken).ConfigureAwait(false);
-            _size += data.Length;
+            ObjectDisposedException.ThrowIf(_body is null, this);
+            _body.Append(data.Span);
+            return default;
         }
 
         public async ValueTask<DeliveryOutcome> CommitAsync(CancellationToken cancellationToken)
         {
-            _body ??= new FileStream(_tmpBody, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-            await _body.FlushAsync(cancellationToken).ConfigureAwait(false);
-            var envelope = new QueueEnvelope
-            {
-                Id = Id,
-                Sender = _sender,
-                Arrival = DateTimeOffset.UtcNow,
-                Size = _size,
-                SmtpUtf8 = _smtpUtf8,
-                Recipients = _recipients.ConvertAll(r => new QueueRecipient { Address = r, NextAttempt = DateTimeOffset.UtcNow }),
-            };
+            DurableFile body = _body ?? throw new ObjectDisposedException(nameof(Writer));
+            QueueEnvelope? envelope = null;
+            Task durable = Task.CompletedTask;
             await BlockingIo.RunAsync(() =>
             {
-                _body.Flush(flushToDisk: true);
-                _body.Dispose();
-                _body = null;
-                File.Move(_tmpBody, _queue.BodyPath(Id));
-                _queue.WriteEnvelope(envelope);
-                DirectorySync.Shared.Sync(_queue.Directory);
+                body.FlushToDisk();
+                // A queue id is unique per process and second; a restart within the same second could reuse one.
+                while (!body.TryPublish(_queue.BodyPath(Id)))
+                {
+                    Id = QueueIdGenerator.Next();
+                }
+
+                envelope = new QueueEnvelope
+                {
+                    Id = Id,
+                    Sender = _sender,
+                    Arrival = DateTimeOffset.UtcNow,
+                    Size = body.Length,
+                    SmtpUtf8 = _smtpUtf8,
+                    Recipients = _recipients.ConvertAll(r => new QueueRecipient { Address = r, NextAttempt = DateTimeOffset.UtcNow }),
+                };
+
+                // The message is queued once its envelope exists (a body alone is removed at start).
+                if (!_queue.WriteEnvelope(envelope, replace: false))
+                {
+                    throw new IOException($"{_queue.EnvelopePath(Id)} exists without its body");
+                }
+
+                // Both names become durable with one fsync of the queue directory, shared with every message
+                // queued meanwhile: run here if none is running, else joined without holding this disk thread.
+                durable = DirectorySync.Shared.SyncAsync(_queue.Directory);
             }).ConfigureAwait(false);
-            _committed = true;
-            _queue.Queued?.Invoke(envelope);
+            await durable.ConfigureAwait(false);
+            _queue.Queued?.Invoke(envelope!);
             return DeliveryOutcome.Delivered;
         }
 
-        public async ValueTask DisposeAsync()
+        public ValueTask DisposeAsync()
         {
-            if (_body is not null)
-            {
-                await _body.DisposeAsync().ConfigureAwait(false);
-            }
-
-            if (!_committed)
-            {
-                File.Delete(_tmpBody);
-            }
+            _body?.Dispose();
+            _body = null;
+            return default;
         }
     }
 

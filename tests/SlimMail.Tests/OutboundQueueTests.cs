@@ -1,0 +1,95 @@
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using SlimMail.Delivery;
+using SlimMail.Relay.Queue;
+using SlimMail.Smtp;
+
+namespace SlimMail.Tests;
+
+public sealed class OutboundQueueTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("slimmail-queue-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private static MailTransactionContext Context(string queueId) => new(queueId,
+        new SmtpSessionInfo(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1), new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 587), ListenerRole.Submission),
+        AddressParser.TryParseMailbox("a@example.test"u8, out MailAddress? sender) ? sender : null, false, false, 0);
+
+    private static DeliveryRecipient[] Recipients(params string[] addresses) =>
+        addresses.Select(a => new DeliveryRecipient("", AddressParser.TryParseMailbox(Encoding.UTF8.GetBytes(a), out MailAddress? m) ? m! : throw new FormatException())).ToArray();
+
+    private static async Task<DeliveryOutcome> QueueAsync(OutboundQueue queue, string queueId, params string[] pieces)
+    {
+        await using IDeliveryWriter writer = await queue.BeginAsync(Context(queueId), Recipients("x@remote.test", "y@remote.test"), default);
+        foreach (string piece in pieces)
+        {
+            await writer.WriteAsync(Encoding.ASCII.GetBytes(piece), default);
+        }
+
+        return await writer.CommitAsync(default);
+    }
+
+    [Fact]
+    public async Task A_queued_message_is_a_private_body_and_envelope_with_nothing_left_in_tmp()
+    {
+        var queue = new OutboundQueue(_directory, NullLogger.Instance);
+        string body = "Received: by test\r\n" + new string('x', 100_000) + "\r\n";
+        Assert.Equal(DeliveryOutcome.Delivered, await QueueAsync(queue, "0000000A00001", body[..70_000], body[70_000..]));
+
+        QueueEnvelope envelope = Assert.Single(queue.LoadAll());
+        Assert.Equal("0000000A00001", envelope.Id);
+        Assert.Equal("a@example.test", envelope.Sender);
+        Assert.Equal(["x@remote.test", "y@remote.test"], envelope.Recipients.Select(r => r.Address));
+        Assert.Equal(body.Length, envelope.Size);
+        Assert.Equal(body, Encoding.ASCII.GetString(queue.ReadBody(envelope.Id)));
+        Assert.Empty(Directory.GetFiles(Path.Combine(_directory, "tmp")));
+        if (!OperatingSystem.IsWindows())
+        {
+            foreach (string file in Directory.GetFiles(_directory))
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_queue_id_already_taken_by_an_earlier_run_gets_a_new_id_and_leaves_the_old_message_alone()
+    {
+        var queue = new OutboundQueue(_directory, NullLogger.Instance);
+        Assert.Equal(DeliveryOutcome.Delivered, await QueueAsync(queue, "0000000B00001", "first\r\n"));
+        Assert.Equal(DeliveryOutcome.Delivered, await QueueAsync(queue, "0000000B00001", "second\r\n"));
+
+        List<QueueEnvelope> queued = queue.LoadAll();
+        Assert.Equal(2, queued.Count);
+        Assert.Equal("first\r\n", Encoding.ASCII.GetString(queue.ReadBody("0000000B00001")));
+        QueueEnvelope second = Assert.Single(queued, e => e.Id != "0000000B00001");
+        Assert.Equal("second\r\n", Encoding.ASCII.GetString(queue.ReadBody(second.Id)));
+    }
+
+    [Fact]
+    public async Task A_message_given_up_before_commit_leaves_nothing_behind()
+    {
+        var queue = new OutboundQueue(_directory, NullLogger.Instance);
+        await using (IDeliveryWriter writer = await queue.BeginAsync(Context("0000000C00001"), Recipients("x@remote.test"), default))
+        {
+            await writer.WriteAsync(new byte[200_000], default); // past the buffer: on disk already
+        }
+
+        Assert.Empty(queue.LoadAll());
+        Assert.Empty(Directory.GetFiles(_directory, "*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public async Task A_saved_envelope_replaces_the_old_one()
+    {
+        var queue = new OutboundQueue(_directory, NullLogger.Instance);
+        await QueueAsync(queue, "0000000D00001", "body\r\n");
+        QueueEnvelope envelope = Assert.Single(queue.LoadAll());
+        envelope.Recipients.RemoveAt(0);
+        Assert.True(queue.Save(envelope));
+
+        Assert.Equal(["y@remote.test"], Assert.Single(queue.LoadAll()).Recipients.Select(r => r.Address));
+        Assert.Empty(Directory.GetFiles(Path.Combine(_directory, "tmp")));
+    }
+}
