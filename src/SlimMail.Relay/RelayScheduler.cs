@@ -22,6 +22,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Dictionary<string, QueueEnvelope> _envelopes = new(StringComparer.Ordinal);
     private readonly HashSet<string> _inFlight = new(StringComparer.Ordinal);
+    private readonly AttemptSchedule _schedule = new(); // guarded by _envelopes' lock, as _inFlight
     private readonly Dictionary<string, int> _perDestination = new(StringComparer.OrdinalIgnoreCase);
     private readonly SemaphoreSlim _wake = new(0);
     private readonly SemaphoreSlim _slots;
@@ -79,9 +80,13 @@ public sealed partial class RelayScheduler : IAsyncDisposable
     /// <summary>Loads the queue left by the previous run and starts working it.</summary>
     public void Start()
     {
-        foreach (QueueEnvelope envelope in _queue.LoadAll())
+        lock (_envelopes)
         {
-            _envelopes[envelope.Id] = envelope;
+            foreach (QueueEnvelope envelope in _queue.LoadAll())
+            {
+                _envelopes[envelope.Id] = envelope;
+                Reschedule(envelope);
+            }
         }
 
         _queue.Queued += OnQueued;
@@ -105,6 +110,8 @@ public sealed partial class RelayScheduler : IAsyncDisposable
                 {
                     recipient.NextAttempt = DateTimeOffset.MinValue;
                 }
+
+                Reschedule(envelope);
             }
         }
 
@@ -150,6 +157,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
         lock (_envelopes)
         {
             _envelopes[envelope.Id] = envelope;
+            Reschedule(envelope);
         }
 
         _wake.Release();
@@ -177,37 +185,20 @@ public sealed partial class RelayScheduler : IAsyncDisposable
     private TimeSpan StartDueAttempts()
     {
         DateTimeOffset now = DateTimeOffset.UtcNow;
-        DateTimeOffset next = now + TimeSpan.FromHours(1);
         var due = new List<QueueEnvelope>();
+        DateTimeOffset? next;
         lock (_envelopes)
         {
-            foreach (QueueEnvelope envelope in _envelopes.Values)
+            while (_schedule.TryTakeDue(now, out string? id))
             {
-                if (_inFlight.Contains(envelope.Id))
+                // A message being worked gets its next time when the attempt ends.
+                if (_envelopes.TryGetValue(id, out QueueEnvelope? envelope) && _inFlight.Add(id))
                 {
-                    continue;
-                }
-
-                foreach (QueueRecipient recipient in envelope.Recipients)
-                {
-                    if (recipient.State != RecipientState.Pending && !recipient.NeedsBounce)
-                    {
-                        continue;
-                    }
-
-                    if (recipient.NextAttempt <= now || recipient.NeedsBounce)
-                    {
-                        due.Add(envelope);
-                        _inFlight.Add(envelope.Id);
-                        break;
-                    }
-
-                    if (recipient.NextAttempt < next)
-                    {
-                        next = recipient.NextAttempt;
-                    }
+                    due.Add(envelope);
                 }
             }
+
+            next = _schedule.Next;
         }
 
         foreach (QueueEnvelope envelope in due)
@@ -220,8 +211,34 @@ public sealed partial class RelayScheduler : IAsyncDisposable
             }
         }
 
-        TimeSpan sleep = next - DateTimeOffset.UtcNow;
-        return sleep < TimeSpan.FromMilliseconds(10) ? TimeSpan.FromMilliseconds(10) : sleep;
+        TimeSpan sleep = (next ?? now + TimeSpan.FromHours(1)) - DateTimeOffset.UtcNow;
+        return sleep < TimeSpan.FromMilliseconds(10) ? TimeSpan.FromMilliseconds(10)
+            : sleep > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : sleep;
+    }
+
+    // Gives a queued message its next time: now when a bounce is owed, else its earliest pending recipient's next
+    // attempt; none when nothing is left to do. Called under _envelopes' lock whenever those times may have changed.
+    private void Reschedule(QueueEnvelope envelope)
+    {
+        DateTimeOffset due = DateTimeOffset.MaxValue;
+        foreach (QueueRecipient recipient in envelope.Recipients)
+        {
+            if (recipient.NeedsBounce)
+            {
+                due = DateTimeOffset.MinValue;
+                break;
+            }
+
+            if (recipient.State == RecipientState.Pending && recipient.NextAttempt < due)
+            {
+                due = recipient.NextAttempt;
+            }
+        }
+
+        if (due != DateTimeOffset.MaxValue)
+        {
+            _schedule.Schedule(envelope.Id, due);
+        }
     }
 
     private async Task WorkAsync(QueueEnvelope envelope)
@@ -250,6 +267,10 @@ public sealed partial class RelayScheduler : IAsyncDisposable
             lock (_envelopes)
             {
                 _inFlight.Remove(envelope.Id);
+                if (_envelopes.ContainsKey(envelope.Id))
+                {
+                    Reschedule(envelope);
+                }
             }
 
             _wake.Release();
@@ -465,6 +486,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
         lock (_envelopes)
         {
             _envelopes.Remove(id);
+            _schedule.Remove(id);
         }
     }
 
