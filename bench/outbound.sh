@@ -34,7 +34,7 @@ for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$SLIM_PORT) 2>/dev/null && br
 start=$(date +%s.%N)
 /usr/sbin/smtp-source -s 32 -l 1024 -m "$N" -f bench@bench.slimmail.test -t someone@remote.test 127.0.0.1:$SLIM_PORT
 accepted=$(date +%s.%N)
-for _ in $(seq 1200); do ls "$WORK/data/queue/"*.env >/dev/null 2>&1 || break; sleep 0.05; done
+for _ in $(seq 1200); do ls "$WORK/data/queue/"*.msg >/dev/null 2>&1 || break; sleep 0.05; done
 drained=$(date +%s.%N)
 python3 - "$N" "$start" "$accepted" "$drained" <<'PY'
 import sys
@@ -57,7 +57,7 @@ accepted=$(date +%s.%N)
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$SINK_PORT) 2>/dev/null && break; sleep 0.1; done
 flushed=$(date +%s.%N)
 dotnet "$DLL" queue flush --config "$WORK/slimmail.json" >/dev/null
-for _ in $(seq 6000); do ls "$WORK/data/queue/"*.env >/dev/null 2>&1 || break; sleep 0.05; done
+for _ in $(seq 6000); do ls "$WORK/data/queue/"*.msg >/dev/null 2>&1 || break; sleep 0.05; done
 drained=$(date +%s.%N)
 python3 - "$N" "$start" "$accepted" "$flushed" "$drained" <<'PY'
 import sys

@@ -279,7 +279,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
 
     private async Task DeliverAsync(QueueEnvelope envelope, CancellationToken cancellationToken)
     {
-        if (_queue.Find(envelope.Id) is null)
+        if (!_queue.Contains(envelope.Id))
         {
             Forget(envelope.Id); // deleted by the administrator
             return;
@@ -320,7 +320,7 @@ public sealed partial class RelayScheduler : IAsyncDisposable
 
         if (groups.Count > 0)
         {
-            byte[] body = _queue.ReadBody(envelope.Id);
+            byte[] body = _queue.ReadBody(envelope);
             foreach ((string key, List<QueueRecipient> group) in groups)
             {
                 if (!await TryEnterDestinationAsync(key, cancellationToken).ConfigureAwait(false))

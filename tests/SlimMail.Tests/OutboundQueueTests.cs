@@ -42,7 +42,8 @@ public sealed class OutboundQueueTests : IDisposable
         Assert.Equal("a@example.test", envelope.Sender);
         Assert.Equal(["x@remote.test", "y@remote.test"], envelope.Recipients.Select(r => r.Address));
         Assert.Equal(body.Length, envelope.Size);
-        Assert.Equal(body, Encoding.ASCII.GetString(queue.ReadBody(envelope.Id)));
+        Assert.Equal(body, Encoding.ASCII.GetString(queue.ReadBody(envelope)));
+        Assert.Equal("0000000A00001.msg", Path.GetFileName(Assert.Single(Directory.GetFiles(_directory)))); // one file per message
         Assert.Empty(Directory.GetFiles(Path.Combine(_directory, "tmp")));
         if (!OperatingSystem.IsWindows())
         {
@@ -54,17 +55,15 @@ public sealed class OutboundQueueTests : IDisposable
     }
 
     [Fact]
-    public async Task A_queue_id_already_taken_by_an_earlier_run_gets_a_new_id_and_leaves_the_old_message_alone()
+    public async Task A_queue_id_already_taken_by_an_earlier_run_is_a_temporary_failure_and_leaves_the_old_message_alone()
     {
         var queue = new OutboundQueue(_directory, NullLogger.Instance);
         Assert.Equal(DeliveryOutcome.Delivered, await QueueAsync(queue, "0000000B00001", "first\r\n"));
-        Assert.Equal(DeliveryOutcome.Delivered, await QueueAsync(queue, "0000000B00001", "second\r\n"));
+        await Assert.ThrowsAsync<IOException>(() => QueueAsync(queue, "0000000B00001", "second\r\n"));
 
-        List<QueueEnvelope> queued = queue.LoadAll();
-        Assert.Equal(2, queued.Count);
-        Assert.Equal("first\r\n", Encoding.ASCII.GetString(queue.ReadBody("0000000B00001")));
-        QueueEnvelope second = Assert.Single(queued, e => e.Id != "0000000B00001");
-        Assert.Equal("second\r\n", Encoding.ASCII.GetString(queue.ReadBody(second.Id)));
+        QueueEnvelope only = Assert.Single(queue.LoadAll());
+        Assert.Equal("first\r\n", Encoding.ASCII.GetString(queue.ReadBody(only)));
+        Assert.Single(Directory.GetFiles(_directory));
     }
 
     [Fact]
@@ -90,6 +89,45 @@ public sealed class OutboundQueueTests : IDisposable
         Assert.True(queue.Save(envelope));
 
         Assert.Equal(["y@remote.test"], Assert.Single(queue.LoadAll()).Recipients.Select(r => r.Address));
+        Assert.Equal(["y@remote.test"], queue.Find("0000000D00001")!.Recipients.Select(r => r.Address));
+        Assert.Equal("body\r\n", Encoding.ASCII.GetString(queue.ReadBody(envelope)));
         Assert.Empty(Directory.GetFiles(Path.Combine(_directory, "tmp")));
+
+        Assert.True(queue.Remove("0000000D00001"));
+        Assert.Empty(Directory.GetFiles(_directory));
+        Assert.False(queue.Remove("0000000D00001"));
+    }
+
+    [Fact]
+    public async Task At_start_leftovers_go_and_a_damaged_message_stays()
+    {
+        var queue = new OutboundQueue(_directory, NullLogger.Instance);
+        await QueueAsync(queue, "0000000F00001", "kept\r\n");
+        await QueueAsync(queue, "0000000F00002", "damaged\r\n");
+        string damaged = Path.Combine(_directory, "0000000F00002.msg");
+        byte[] bytes = File.ReadAllBytes(damaged);
+        bytes["damaged\r\n".Length] = (byte)'X'; // the envelope's JSON after the message no longer parses
+        File.WriteAllBytes(damaged, bytes);
+        File.WriteAllText(Path.Combine(_directory, "0000000F00003.env"), "{}"); // a removal cut short: the message was gone first
+        File.WriteAllText(Path.Combine(_directory, "0000000F00004.msg"), "an older version's body, never acknowledged\r\n");
+
+        Assert.Equal(["0000000F00001"], queue.LoadAll().Select(e => e.Id));
+        Assert.Equal(["0000000F00001.msg", "0000000F00002.msg"], Directory.GetFiles(_directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_queue_written_by_an_older_version_is_read_as_it_is()
+    {
+        // Then every message had an envelope file, and its body was exactly the message.
+        File.WriteAllText(Path.Combine(_directory, "0000001000001.msg"), "old body\r\n");
+        File.WriteAllText(Path.Combine(_directory, "0000001000001.env"), """
+            { "id": "0000001000001", "sender": "a@example.test", "arrival": "2026-11-30T10:00:00+00:00", "size": 10,
+              "recipients": [ { "address": "x@remote.test", "state": "Pending", "nextAttempt": "2026-11-30T10:00:00+00:00" } ] }
+            """);
+        var queue = new OutboundQueue(_directory, NullLogger.Instance);
+
+        QueueEnvelope envelope = Assert.Single(queue.LoadAll());
+        Assert.Equal("x@remote.test", Assert.Single(envelope.Recipients).Address);
+        Assert.Equal("old body\r\n", Encoding.ASCII.GetString(queue.ReadBody(envelope)));
     }
 }

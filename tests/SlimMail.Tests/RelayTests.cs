@@ -121,7 +121,7 @@ public sealed class RelayTests : IDisposable
         Assert.StartsWith("smtp; 550 5.1.1", failed.GetProperty("Diagnostic-Code").GetString(), StringComparison.Ordinal);
         Assert.Contains("Message-ID: <out-1@example.test>", report.GetProperty("headers").GetString(), StringComparison.Ordinal);
 
-        await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
+        await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.msg").Any(), "the queue did not empty");
         Assert.Contains("queue is empty", (await QueueAsync(server, "list")).Stdout, StringComparison.Ordinal);
     }
 
@@ -208,7 +208,7 @@ public sealed class RelayTests : IDisposable
         await using SlimMailServer restarted = await StartAsync(config);
         ScriptedSmarthost.Received received = await smarthost.WaitForAsync(m => m.Recipients.Contains("accept@remote.test"));
         Assert.Contains("survive me", received.Data, StringComparison.Ordinal);
-        await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(restarted.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
+        await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(restarted.DataDirectory, "queue"), "*.msg").Any(), "the queue did not empty");
         Assert.Single(smarthost.Messages);
     }
 
@@ -449,7 +449,7 @@ public sealed class RelayTests : IDisposable
             await using SlimMailServer server = await StartAsync(Config(port));
             await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: dropped\r\n\r\nline one\r\nline two\r\n", "bob@remote.test");
             await WaitUntilAsync(() => File.Exists(output), "the message never arrived");
-            await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
+            await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.msg").Any(), "the queue did not empty");
             string received = await File.ReadAllTextAsync(output);
             Assert.Equal(1, received.Split("--- message ---").Length - 1);
             Assert.Contains("line one\r\nline two\r\n", received, StringComparison.Ordinal);
@@ -553,7 +553,7 @@ public sealed class RelayTests : IDisposable
     public Task A_kept_connection_the_receiver_closed_meanwhile_is_replaced_and_the_message_is_not_deferred() =>
         RelayThreeMessagesAsync("drop", i => i, async (server, _) =>
         {
-            await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Any(), "the queue did not empty");
+            await WaitUntilAsync(() => !Directory.EnumerateFiles(Path.Combine(server.DataDirectory, "queue"), "*.msg").Any(), "the queue did not empty");
             Assert.DoesNotContain(server.Log, line => line.Contains("conversation with", StringComparison.Ordinal));
         });
 }

@@ -1,4 +1,7 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
 using Microsoft.Extensions.Logging;
 using SlimMail.Delivery;
 using SlimMail.Smtp;
@@ -6,12 +9,16 @@ using SlimMail.Smtp;
 namespace SlimMail.Relay.Queue;
 
 /// <summary>
-/// The durable outbound queue under <c>&lt;DataDirectory&gt;/queue/</c>: each message is a body file
-/// (<c>ID.msg</c>, CRLF, the <c>Received:</c> header first) and an envelope (<c>ID.env</c>). A message is
-/// queued when its envelope exists: the body is written (unnamed in the queue directory where Linux allows it,
-/// else in <c>tmp/</c>), fsync'd and named first, then the envelope the same way, then the directory is fsync'd
-/// (one fsync for every message named meanwhile), all before the client hears <c>250</c>. A body without an
-/// envelope was never acknowledged and is removed at start.
+/// The durable outbound queue under <c>&lt;DataDirectory&gt;/queue/</c>. A queued message is one file,
+/// <c>ID.msg</c>: the message as it will be sent (CRLF, the <c>Received:</c> header first), then its envelope
+/// as it was accepted (JSON) and a footer giving the envelope's length. It is written unnamed in the queue
+/// directory where Linux allows it (else in <c>tmp/</c>), fsync'd, named, and the directory fsync'd (one fsync
+/// for every message named meanwhile) before the client hears <c>250</c>: one file and one file fsync per
+/// message. Once an attempt changes a recipient's state the envelope is rewritten beside it, <c>ID.env</c>
+/// (temporary file, fsync, rename, directory fsync), and that file wins over the one inside <c>ID.msg</c>.
+/// Removal takes <c>ID.msg</c> first, so an <c>ID.env</c> alone is what a crash left of a finished message.
+/// (Queues written before the envelope went into <c>ID.msg</c> have an <c>ID.env</c> for every message, and
+/// their bodies were exactly the message.)
 /// As an <see cref="IDeliveryAgent"/> it is where <see cref="LocalDeliveryHandler"/> sends remote recipients.
 /// </summary>
 public sealed partial class OutboundQueue : IDeliveryAgent
@@ -72,8 +79,9 @@ public sealed partial class OutboundQueue : IDeliveryAgent
     }
 
     /// <summary>
-    /// Every queued envelope, oldest first. Removes what a crash left half-written: temporary files, and
-    /// bodies whose envelope was never written (those messages were never acknowledged).
+    /// Every queued envelope, oldest first. Removes what a crash left behind: temporary files, envelopes of
+    /// messages already removed, and bodies that end without an envelope (written by an older version, never
+    /// acknowledged). A message whose envelope cannot be read is logged and left in place.
     /// </summary>
     public List<QueueEnvelope> LoadAll(bool cleanUp = true)
     {
@@ -86,22 +94,32 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             }
         }
 
+        var rewritten = new HashSet<string>(StringComparer.Ordinal);
         foreach (string file in System.IO.Directory.GetFiles(Directory, "*.env"))
         {
-            if (TryRead(file) is { } envelope)
+            string id = Path.GetFileNameWithoutExtension(file);
+            if (File.Exists(BodyPath(id)))
             {
-                envelopes.Add(envelope);
+                rewritten.Add(id);
+            }
+            else if (cleanUp)
+            {
+                File.Delete(file);
             }
         }
 
-        if (cleanUp)
+        foreach (string body in System.IO.Directory.GetFiles(Directory, "*.msg"))
         {
-            foreach (string body in System.IO.Directory.GetFiles(Directory, "*.msg"))
+            string id = Path.GetFileNameWithoutExtension(body);
+            bool noTrailer = false;
+            QueueEnvelope? envelope = rewritten.Contains(id) ? TryReadEnvelopeFile(EnvelopePath(id)) : TryReadTrailer(body, out noTrailer);
+            if (envelope is not null)
             {
-                if (!File.Exists(Path.ChangeExtension(body, ".env")))
-                {
-                    File.Delete(body);
-                }
+                envelopes.Add(envelope);
+            }
+            else if (cleanUp && noTrailer)
+            {
+                File.Delete(body);
             }
         }
 
@@ -109,11 +127,40 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         return envelopes;
     }
 
-    /// <summary>Reads one envelope, or null when it is gone (delivered, deleted) or unreadable.</summary>
-    public QueueEnvelope? Find(string id) => IsValidId(id) ? TryRead(EnvelopePath(id)) : null;
+    /// <summary>True while the message is queued (not delivered, bounced or deleted).</summary>
+    public bool Contains(string id) => IsValidId(id) && File.Exists(BodyPath(id));
 
-    /// <summary>The message body to send.</summary>
-    public byte[] ReadBody(string id) => File.ReadAllBytes(BodyPath(id));
+    /// <summary>Reads one envelope, or null when it is gone (delivered, deleted) or unreadable.</summary>
+    public QueueEnvelope? Find(string id)
+    {
+        if (!IsValidId(id))
+        {
+            return null;
+        }
+
+        return TryReadEnvelopeFile(EnvelopePath(id)) ?? TryReadTrailer(BodyPath(id), out _);
+    }
+
+    /// <summary>The message to send: the first <see cref="QueueEnvelope.Size"/> bytes of its file.</summary>
+    public byte[] ReadBody(QueueEnvelope envelope)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        using SafeFileHandle file = File.OpenHandle(BodyPath(envelope.Id));
+        byte[] body = new byte[envelope.Size];
+        int read = 0;
+        while (read < body.Length)
+        {
+            int n = RandomAccess.Read(file, body.AsSpan(read), read);
+            if (n == 0)
+            {
+                throw new IOException($"{BodyPath(envelope.Id)} is shorter than its message ({envelope.Size} bytes)");
+            }
+
+            read += n;
+        }
+
+        return body;
+    }
 
     /// <summary>
     /// Writes the envelope's new state durably. Returns false when the message was deleted meanwhile
@@ -122,12 +169,19 @@ public sealed partial class OutboundQueue : IDeliveryAgent
     public bool Save(QueueEnvelope envelope)
     {
         ArgumentNullException.ThrowIfNull(envelope);
-        if (!File.Exists(EnvelopePath(envelope.Id)))
+        if (!File.Exists(BodyPath(envelope.Id)))
         {
             return false;
         }
 
-        WriteEnvelope(envelope, replace: true);
+        string tmp = Path.Combine(_tmp, envelope.Id + ".env." + Environment.CurrentManagedThreadId.ToString(CultureInfo.InvariantCulture));
+        using (var file = new DurableFile(directory: null, tmp, FileMode))
+        {
+            file.Append(JsonSerializer.SerializeToUtf8Bytes(envelope, QueueJsonContext.Default.QueueEnvelope));
+            file.FlushToDisk();
+            file.TryPublish(EnvelopePath(envelope.Id), replace: true);
+        }
+
         DirectorySync.Shared.Sync(Directory);
         return true;
     }
@@ -135,20 +189,20 @@ public sealed partial class OutboundQueue : IDeliveryAgent
     /// <summary>Removes a message (finished, or deleted by the administrator); false if there was none.</summary>
     public bool Remove(string id)
     {
-        if (!IsValidId(id) || !File.Exists(EnvelopePath(id)))
+        if (!Contains(id))
         {
             return false;
         }
 
-        // The envelope goes first: without it the body is an orphan that the next start removes.
-        File.Delete(EnvelopePath(id));
+        // The message goes first: an envelope without it is what the next start removes.
         File.Delete(BodyPath(id));
+        File.Delete(EnvelopePath(id));
         DirectorySync.Shared.Sync(Directory);
         return true;
     }
 
     /// <summary>Asks a running server to retry every pending recipient now (<c>slimmail queue flush</c>).</summary>
-    public void RequestFlush() => File.WriteAllText(FlushRequestPath, DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+    public void RequestFlush() => File.WriteAllText(FlushRequestPath, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
 
     /// <summary>
     /// Where requests to the running server appear: a directory of its own, so that watching it does not wake
@@ -166,7 +220,50 @@ public sealed partial class OutboundQueue : IDeliveryAgent
     private static bool IsValidId(string id) => id.Length is > 0 and <= 64 && id.AsSpan().IndexOfAnyExceptInRange('0', 'z') < 0
         && !id.Contains('/', StringComparison.Ordinal) && !id.Contains('\\', StringComparison.Ordinal);
 
-    private QueueEnvelope? TryRead(string path)
+    // The envelope as accepted, from the end of ID.msg: JSON, then the footer "\nslimmail-envelope NNNNNNNN\n".
+    // noTrailer tells a file that has none (an older version's body) from one whose envelope is damaged.
+    private QueueEnvelope? TryReadTrailer(string path, out bool noTrailer)
+    {
+        noTrailer = false;
+        try
+        {
+            using SafeFileHandle file = File.OpenHandle(path);
+            long length = RandomAccess.GetLength(file);
+            Span<byte> footer = stackalloc byte[Footer.Length];
+            if (length < footer.Length || RandomAccess.Read(file, footer, length - footer.Length) != footer.Length
+                || !Footer.TryParse(footer, out int jsonLength) || jsonLength > length - footer.Length)
+            {
+                noTrailer = true;
+                return null;
+            }
+
+            byte[] json = new byte[jsonLength];
+            long offset = length - footer.Length - jsonLength;
+            if (RandomAccess.Read(file, json, offset) != jsonLength)
+            {
+                throw new IOException($"{path}: short read");
+            }
+
+            QueueEnvelope? envelope = JsonSerializer.Deserialize(json, QueueJsonContext.Default.QueueEnvelope);
+            if (envelope is null || envelope.Size != offset || envelope.Id != Path.GetFileNameWithoutExtension(path))
+            {
+                throw new JsonException($"the envelope does not match its file (size {envelope?.Size}, message {offset} bytes)");
+            }
+
+            return envelope;
+        }
+        catch (Exception e) when (e is FileNotFoundException or JsonException or IOException)
+        {
+            if (e is not FileNotFoundException)
+            {
+                LogBadEnvelope(_logger, path, e.Message);
+            }
+
+            return null;
+        }
+    }
+
+    private QueueEnvelope? TryReadEnvelopeFile(string path)
     {
         try
         {
@@ -183,14 +280,28 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         }
     }
 
-    // A new envelope is linked into place (false if one of that name exists); a changed one replaces the old by rename.
-    private bool WriteEnvelope(QueueEnvelope envelope, bool replace)
+    /// <summary>The last line of a queued message's file: the length of the envelope before it.</summary>
+    private static class Footer
     {
-        string tmp = Path.Combine(_tmp, envelope.Id + ".env." + Environment.CurrentManagedThreadId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        using var file = new DurableFile(replace ? null : Directory, tmp, FileMode);
-        file.Append(JsonSerializer.SerializeToUtf8Bytes(envelope, QueueJsonContext.Default.QueueEnvelope));
-        file.FlushToDisk();
-        return file.TryPublish(EnvelopePath(envelope.Id), replace);
+        private static ReadOnlySpan<byte> Prefix => "\nslimmail-envelope "u8;
+
+        public static int Length => Prefix.Length + 9; // 8 digits and a newline
+
+        public static byte[] For(int jsonLength)
+        {
+            byte[] footer = new byte[Length];
+            Prefix.CopyTo(footer);
+            Encoding.ASCII.GetBytes(jsonLength.ToString("D8", CultureInfo.InvariantCulture), footer.AsSpan(Prefix.Length));
+            footer[^1] = (byte)'\n';
+            return footer;
+        }
+
+        public static bool TryParse(ReadOnlySpan<byte> footer, out int jsonLength)
+        {
+            jsonLength = 0;
+            return footer.StartsWith(Prefix) && footer[^1] == (byte)'\n'
+                && int.TryParse(footer[Prefix.Length..^1], NumberStyles.None, CultureInfo.InvariantCulture, out jsonLength);
+        }
     }
 
     private sealed class Writer : IDeliveryWriter
@@ -199,7 +310,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         private readonly string _sender;
         private readonly List<string> _recipients;
         private readonly bool _smtpUtf8;
-        private DurableFile? _body;
+        private DurableFile? _file;
 
         public Writer(OutboundQueue queue, string id, string sender, List<string> recipients, bool smtpUtf8)
         {
@@ -208,61 +319,57 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             _sender = sender;
             _recipients = recipients;
             _smtpUtf8 = smtpUtf8;
-            _body = new DurableFile(queue.Directory, Path.Combine(queue._tmp, id + ".msg"), FileMode);
+            _file = new DurableFile(queue.Directory, Path.Combine(queue._tmp, id + ".msg"), FileMode);
         }
 
-        public string Id { get; private set; }
+        public string Id { get; }
 
         public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
-            ObjectDisposedException.ThrowIf(_body is null, this);
-            _body.Append(data.Span);
+            ObjectDisposedException.ThrowIf(_file is null, this);
+            _file.Append(data.Span);
             return default;
         }
 
         public async ValueTask<DeliveryOutcome> CommitAsync(CancellationToken cancellationToken)
         {
-            DurableFile body = _body ?? throw new ObjectDisposedException(nameof(Writer));
-            QueueEnvelope? envelope = null;
+            DurableFile file = _file ?? throw new ObjectDisposedException(nameof(Writer));
+            var envelope = new QueueEnvelope
+            {
+                Id = Id,
+                Sender = _sender,
+                Arrival = DateTimeOffset.UtcNow,
+                Size = file.Length,
+                SmtpUtf8 = _smtpUtf8,
+                Recipients = _recipients.ConvertAll(r => new QueueRecipient { Address = r, NextAttempt = DateTimeOffset.UtcNow }),
+            };
+            byte[] json = JsonSerializer.SerializeToUtf8Bytes(envelope, QueueJsonContext.Default.QueueEnvelope);
+            file.Append(json);
+            file.Append(Footer.For(json.Length));
             Task durable = Task.CompletedTask;
             await BlockingIo.RunAsync(() =>
             {
-                body.FlushToDisk();
-                // A queue id is unique per process and second; a restart within the same second could reuse one.
-                while (!body.TryPublish(_queue.BodyPath(Id)))
+                file.FlushToDisk();
+                // Ids are unique per process and second, so a name can only be taken after a restart within the
+                // same second: the client is told to try again (451) and gets a new id.
+                if (!file.TryPublish(_queue.BodyPath(Id)))
                 {
-                    Id = QueueIdGenerator.Next();
+                    throw new IOException($"queue id {Id} is in use");
                 }
 
-                envelope = new QueueEnvelope
-                {
-                    Id = Id,
-                    Sender = _sender,
-                    Arrival = DateTimeOffset.UtcNow,
-                    Size = body.Length,
-                    SmtpUtf8 = _smtpUtf8,
-                    Recipients = _recipients.ConvertAll(r => new QueueRecipient { Address = r, NextAttempt = DateTimeOffset.UtcNow }),
-                };
-
-                // The message is queued once its envelope exists (a body alone is removed at start).
-                if (!_queue.WriteEnvelope(envelope, replace: false))
-                {
-                    throw new IOException($"{_queue.EnvelopePath(Id)} exists without its body");
-                }
-
-                // Both names become durable with one fsync of the queue directory, shared with every message
-                // queued meanwhile: run here if none is running, else joined without holding this disk thread.
+                // Durable with one fsync of the queue directory, shared with every message queued meanwhile:
+                // run here if none is running, else joined without holding this disk thread.
                 durable = DirectorySync.Shared.SyncAsync(_queue.Directory);
             }).ConfigureAwait(false);
             await durable.ConfigureAwait(false);
-            _queue.Queued?.Invoke(envelope!);
+            _queue.Queued?.Invoke(envelope);
             return DeliveryOutcome.Delivered;
         }
 
         public ValueTask DisposeAsync()
         {
-            _body?.Dispose();
-            _body = null;
+            _file?.Dispose();
+            _file = null;
             return default;
         }
     }

@@ -3,9 +3,10 @@ using System.Text.Json.Serialization;
 namespace SlimMail.Relay.Queue;
 
 /// <summary>
-/// The durable envelope of one queued message (<c>queue/ID.env</c>, JSON): who sent it, when it arrived,
-/// and each recipient's state. Rewritten atomically (temporary file, fsync, rename, directory fsync) after
-/// every delivery attempt, so a restart knows exactly which recipients still need the message.
+/// The durable envelope of one queued message (JSON): who sent it, when it arrived, and each recipient's state.
+/// Written at the end of the message's file (<c>queue/ID.msg</c>) when it is queued; rewritten atomically into
+/// <c>queue/ID.env</c> (temporary file, fsync, rename, directory fsync) after each attempt that leaves the message
+/// queued, so a restart knows exactly which recipients still need it.
 /// </summary>
 public sealed class QueueEnvelope
 {

@@ -62,7 +62,7 @@ internal sealed partial class RelayHostedService : IHostedService, IAsyncDisposa
     // The notification carries the original headers and goes out with the null sender, so it never bounces.
     private async Task BounceAsync(QueueEnvelope envelope, IReadOnlyList<DsnRecipient> failed, CancellationToken cancellationToken)
     {
-        byte[] body = _relay.Queue!.ReadBody(envelope.Id);
+        byte[] body = _relay.Queue!.ReadBody(envelope);
         byte[] report = DeliveryStatusNotification.Build(_settings.Hostname, envelope.Sender, envelope.Id, envelope.Arrival, failed,
             DeliveryStatusNotification.HeaderSection(body));
         SmtpReply reply = await InternalSubmission.SubmitAsync(_live, null, envelope.Sender, report, cancellationToken).ConfigureAwait(false);
