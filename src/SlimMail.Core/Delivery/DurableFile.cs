@@ -44,7 +44,7 @@ internal sealed class DurableFile : IDisposable
     public long Length => _offset + _buffered;
 
     /// <summary>The open file (created if nothing reached the disk yet), to read back what was written.</summary>
-    public SafeFileHandle Handle => _file ?? Create();
+    public SafeFileHandle Handle => _file ?? (_published ? throw new InvalidOperationException("the file was published and closed") : Create());
 
     /// <summary>Adds bytes; every full 64 KB goes to the page cache at once.</summary>
     public void Append(ReadOnlySpan<byte> bytes)
