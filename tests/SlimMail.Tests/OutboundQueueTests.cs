@@ -31,7 +31,7 @@ public sealed class OutboundQueueTests : IDisposable
     }
 
     [Fact]
-    public async Task A_queued_message_is_a_private_body_and_envelope_with_nothing_left_in_tmp()
+    public async Task A_queued_message_is_one_private_file_holding_its_envelope_and_nothing_is_left_in_tmp()
     {
         var queue = new OutboundQueue(_directory, NullLogger.Instance);
         string body = "Received: by test\r\n" + new string('x', 100_000) + "\r\n";

@@ -167,8 +167,9 @@ public sealed class RelayTests : IDisposable
         SlimMailServer server = await StartAsync(config);
         await SendAsync(server.SmtpPorts[0], "alice@example.test", "Subject: half\r\n\r\nx\r\n", "accept@remote.test", "defer@remote.test");
         await smarthost.WaitForAsync(m => m.Recipients.Contains("accept@remote.test"));
-        await WaitUntilAsync(() => File.ReadAllText(Directory.GetFiles(Path.Combine(server.DataDirectory, "queue"), "*.env").Single()).Contains("mailbox busy", StringComparison.Ordinal),
-            "the deferral was not written to the envelope");
+        // The envelope file appears with the first state an attempt leaves behind (until then it is inside ID.msg).
+        await WaitUntilAsync(() => Directory.GetFiles(Path.Combine(server.DataDirectory, "queue"), "*.env") is [string envelope]
+            && File.ReadAllText(envelope).Contains("mailbox busy", StringComparison.Ordinal), "the deferral was not written to the envelope");
 
         ProcessResult list = await QueueAsync(server, "list");
         Assert.Matches(@"^[0-9A-F]{13}  \d+s  \d+ bytes  from <alice@example.test>", list.Stdout);
