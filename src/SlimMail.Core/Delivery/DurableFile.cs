@@ -21,7 +21,7 @@ internal sealed class DurableFile : IDisposable
     private readonly UnixFileMode _mode;
     private readonly (int Uid, int Gid)? _owner;
     private SafeFileHandle? _file;
-    private string? _tmpPath; // the named temporary file, once created as one
+    private bool _temporary; // created as the named temporary file rather than unnamed
     private byte[]? _buffer;
     private int _buffered;
     private long _offset;
@@ -75,7 +75,7 @@ internal sealed class DurableFile : IDisposable
     /// false when the platform or the file systems do not allow a hard link.
     /// </summary>
     public bool TryLinkAlso(string path) =>
-        _tmpPath is null ? Posix.LinkOpenFile(Handle, path) : Posix.TryLink(_tmpPath, path);
+        _temporary ? Posix.TryLink(_temporaryPath, path) : Posix.LinkOpenFile(Handle, path);
 
     /// <summary>
     /// Names the file <paramref name="path"/> and closes it; false (and the file left unnamed) when the name exists,
@@ -84,7 +84,7 @@ internal sealed class DurableFile : IDisposable
     public bool TryPublish(string path, bool replace = false)
     {
         SafeFileHandle file = Handle;
-        if (_tmpPath is null)
+        if (!_temporary)
         {
             if (replace)
             {
@@ -103,7 +103,7 @@ internal sealed class DurableFile : IDisposable
                 return false;
             }
 
-            File.Move(_tmpPath, path, overwrite: replace);
+            File.Move(_temporaryPath, path, overwrite: replace);
         }
 
         _published = true;
@@ -117,11 +117,11 @@ internal sealed class DurableFile : IDisposable
     {
         _file?.Dispose();
         _file = null;
-        if (!_published && _tmpPath is not null)
+        if (!_published && _temporary)
         {
             try
             {
-                File.Delete(_tmpPath);
+                File.Delete(_temporaryPath);
             }
             catch (IOException)
             {
@@ -152,8 +152,8 @@ internal sealed class DurableFile : IDisposable
         SafeFileHandle? handle = _directory is null ? null : Posix.TryOpenUnnamed(_directory, _mode);
         if (handle is null)
         {
-            _tmpPath = _temporaryPath;
-            handle = File.OpenHandle(_tmpPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+            _temporary = true;
+            handle = File.OpenHandle(_temporaryPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
         }
 
         _file = handle;

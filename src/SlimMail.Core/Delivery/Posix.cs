@@ -101,7 +101,7 @@ internal static partial class Posix
             int errno = Marshal.GetLastPInvokeError();
             if (errno != ENoEnt)
             {
-                return errno == EExist ? false : throw new IOException($"linkat({path}) failed: errno {errno}");
+                return LinkFailed(errno, path);
             }
 
             // ENOENT is also what a missing target directory gives: only a /proc link that then works shows
@@ -122,9 +122,12 @@ internal static partial class Posix
             return true;
         }
 
-        int errno = Marshal.GetLastPInvokeError();
-        return errno == EExist ? false : throw new IOException($"linkat({path}) failed: errno {errno}");
+        return LinkFailed(Marshal.GetLastPInvokeError(), path);
     }
+
+    // A name that exists is an answer (false); anything else an error.
+    private static bool LinkFailed(int errno, string path) =>
+        errno == EExist ? false : throw new IOException($"linkat({path}) failed: errno {errno}");
 
     /// <summary>Opens a file for reading with open(2) alone on Linux (FileStream adds fstat, flock and fadvise).</summary>
     public static SafeFileHandle OpenForReading(string path)

@@ -94,11 +94,18 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             }
         }
 
+        string[] bodies = System.IO.Directory.GetFiles(Directory, "*.msg");
+        var queued = new HashSet<string>(bodies.Length, StringComparer.Ordinal);
+        foreach (string body in bodies)
+        {
+            queued.Add(Path.GetFileNameWithoutExtension(body));
+        }
+
         var rewritten = new HashSet<string>(StringComparer.Ordinal);
         foreach (string file in System.IO.Directory.GetFiles(Directory, "*.env"))
         {
             string id = Path.GetFileNameWithoutExtension(file);
-            if (File.Exists(BodyPath(id)))
+            if (queued.Contains(id))
             {
                 rewritten.Add(id);
             }
@@ -108,7 +115,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             }
         }
 
-        foreach (string body in System.IO.Directory.GetFiles(Directory, "*.msg"))
+        foreach (string body in bodies)
         {
             string id = Path.GetFileNameWithoutExtension(body);
             bool noTrailer = false;
