@@ -20,6 +20,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
     private readonly List<TcpConnectionListener> _listeners = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly SessionCounter _sessions = new();
+    private int _sessionThreads;
 
     /// <summary>Creates the server; nothing is bound until <see cref="StartAsync"/>.</summary>
     public Pop3Server(Pop3ServerOptions options, IMailboxStore store, ILoggerFactory? loggerFactory = null)
@@ -45,7 +46,7 @@ public sealed partial class Pop3Server : IAsyncDisposable
             }
 
             Pop3ListenerOptions current = listener;
-            var tcp = new TcpConnectionListener(listener.EndPoint, socket => RunAsync(socket, current), _logger);
+            var tcp = new TcpConnectionListener(listener.EndPoint, socket => OnAccepted(socket, current), _logger);
             _listeners.Add(tcp);
             LogListening(_logger, tcp.EndPoint);
         }
@@ -88,16 +89,45 @@ public sealed partial class Pop3Server : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private async Task RunAsync(Socket socket, Pop3ListenerOptions listener)
+    // A session gets a thread of its own while fewer than SessionThreads have one; the rest share the socket engines.
+    private Task OnAccepted(Socket socket, Pop3ListenerOptions listener)
     {
         _sessions.Enter();
-        if (listener.ImplicitTls)
+        if (Interlocked.Increment(ref _sessionThreads) <= _options.SessionThreads)
+        {
+            try
+            {
+                return SessionThread.Start(async thread =>
+                {
+                    try
+                    {
+                        await RunAsync(socket, listener, thread).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref _sessionThreads);
+                    }
+                }, "pop3 session");
+            }
+            catch (OutOfMemoryException)
+            {
+                // No thread to be had: the session runs on the socket engines instead.
+            }
+        }
+
+        Interlocked.Decrement(ref _sessionThreads);
+        return RunAsync(socket, listener, null);
+    }
+
+    private async Task RunAsync(Socket socket, Pop3ListenerOptions listener, SessionThread? thread)
+    {
+        if (listener.ImplicitTls && thread is null)
         {
             // As SmtpServer: only a TLS handshake leaves the accept loop's thread before the session starts.
             await Task.Yield();
         }
 
-        var connection = new SocketConnection(socket);
+        var connection = new SocketConnection(socket, thread);
         IPEndPoint remote = connection.RemoteEndPoint;
         bool admitted = false;
         try

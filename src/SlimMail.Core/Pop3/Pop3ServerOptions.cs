@@ -31,6 +31,13 @@ public sealed class Pop3ServerOptions
     /// <summary>Open POP3 connections from one address.</summary>
     public int MaxConnectionsPerAddress { get; init; } = 50;
 
+    /// <summary>
+    /// Sessions that run on a thread of their own, with blocking socket calls (see <see cref="Transport.SessionThread"/>):
+    /// POP3 is a ping-pong of small commands and whole messages, which the shared socket engines serve more slowly
+    /// once there are more busy sessions than cores. Sessions beyond this number share the engines. 0: none.
+    /// </summary>
+    public int SessionThreads { get; init; } = 64;
+
     /// <summary>Protocol errors before the session is closed.</summary>
     public int MaxErrors { get; init; } = 10;
 }

@@ -10,20 +10,33 @@ public sealed class SocketConnection : TransportConnection
 {
     // Zero-byte reads keep idle connections from pinning a receive buffer each.
     private static readonly StreamPipeReaderOptions ReaderOptions = new(bufferSize: 8192, minimumReadSize: 2048, leaveOpen: true, useZeroByteReads: true);
+    // A session thread blocks in its read anyway: a zero-byte read first would only cost a second call.
+    private static readonly StreamPipeReaderOptions ThreadReaderOptions = new(bufferSize: 8192, minimumReadSize: 2048, leaveOpen: true);
     private static readonly StreamPipeWriterOptions WriterOptions = new(minimumBufferSize: 4096, leaveOpen: true);
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
+    private readonly StreamPipeReaderOptions _readerOptions;
     private SslStream? _tls;
 
     /// <summary>Wraps <paramref name="socket"/>; the connection owns it from now on.</summary>
     public SocketConnection(Socket socket)
+        : this(socket, null)
+    {
+    }
+
+    /// <summary>
+    /// Wraps <paramref name="socket"/> for a session that runs on <paramref name="thread"/> (see <see cref="SessionThread"/>),
+    /// or on the socket engines when it is null; the connection owns the socket from now on.
+    /// </summary>
+    public SocketConnection(Socket socket, SessionThread? thread)
     {
         ArgumentNullException.ThrowIfNull(socket);
         _socket = socket;
         _socket.NoDelay = true;
-        _stream = new NetworkStream(socket, ownsSocket: false);
-        _input = PipeReader.Create(_stream, ReaderOptions);
+        _stream = thread is null ? new NetworkStream(socket, ownsSocket: false) : new ThreadBoundSocketStream(socket, thread);
+        _readerOptions = thread is null ? ReaderOptions : ThreadReaderOptions;
+        _input = PipeReader.Create(_stream, _readerOptions);
         _output = PipeWriter.Create(_stream, WriterOptions);
         RemoteEndPoint = Normalize((IPEndPoint)socket.RemoteEndPoint!);
         LocalEndPoint = Normalize((IPEndPoint)socket.LocalEndPoint!);
@@ -61,7 +74,7 @@ public sealed class SocketConnection : TransportConnection
         await _input.CompleteAsync().ConfigureAwait(false);
         var tls = new SslStream(_stream, leaveInnerStreamOpen: true);
         _tls = tls;
-        _input = PipeReader.Create(tls, ReaderOptions);
+        _input = PipeReader.Create(tls, _readerOptions);
         _output = PipeWriter.Create(tls, WriterOptions);
         await tls.AuthenticateAsServerAsync(options, cancellationToken).ConfigureAwait(false);
     }

@@ -1,0 +1,208 @@
+using System.Net.Sockets;
+
+namespace SlimMail.Transport;
+
+/// <summary>
+/// A socket stream for a session that has a <see cref="SessionThread"/>: reads and writes block on that thread
+/// (the socket stays in blocking mode: one <c>recv</c> or <c>send</c> per call, no socket engine) and the async
+/// methods return completed tasks there. Called from any other thread, the call is posted to the session's
+/// thread and its task completes there, so the session continues on its own thread. Cancellation shuts the socket
+/// down in the direction that was waiting, which is what wakes a blocked call; a timed-out read leaves the
+/// sending direction open for the goodbye.
+/// </summary>
+public sealed class ThreadBoundSocketStream : Stream
+{
+    private readonly Socket _socket;
+    private readonly SessionThread _thread;
+
+    /// <summary>A stream over <paramref name="socket"/> (not owned) for the session on <paramref name="thread"/>.</summary>
+    public ThreadBoundSocketStream(Socket socket, SessionThread thread)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ArgumentNullException.ThrowIfNull(thread);
+        _socket = socket;
+        _thread = thread;
+    }
+
+    /// <inheritdoc />
+    public override bool CanRead => true;
+
+    /// <inheritdoc />
+    public override bool CanWrite => true;
+
+    /// <inheritdoc />
+    public override bool CanSeek => false;
+
+    /// <inheritdoc />
+    public override long Length => throw new NotSupportedException();
+
+    /// <inheritdoc />
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    /// <inheritdoc />
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_thread.IsCurrent)
+        {
+            try
+            {
+                return new ValueTask<int>(Receive(buffer.Span, cancellationToken));
+            }
+            catch (Exception e)
+            {
+                return ValueTask.FromException<int>(e);
+            }
+        }
+
+        var result = new TaskCompletionSource<int>();
+        if (!_thread.Post(() =>
+            {
+                try
+                {
+                    result.SetResult(Receive(buffer.Span, cancellationToken));
+                }
+                catch (Exception e)
+                {
+                    result.SetException(e);
+                }
+            }))
+        {
+            return new ValueTask<int>(Receive(buffer.Span, cancellationToken));
+        }
+
+        return new ValueTask<int>(result.Task);
+    }
+
+    /// <inheritdoc />
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_thread.IsCurrent)
+        {
+            try
+            {
+                Send(buffer.Span, cancellationToken);
+                return ValueTask.CompletedTask;
+            }
+            catch (Exception e)
+            {
+                return ValueTask.FromException(e);
+            }
+        }
+
+        var result = new TaskCompletionSource();
+        if (!_thread.Post(() =>
+            {
+                try
+                {
+                    Send(buffer.Span, cancellationToken);
+                    result.SetResult();
+                }
+                catch (Exception e)
+                {
+                    result.SetException(e);
+                }
+            }))
+        {
+            Send(buffer.Span, cancellationToken);
+            return ValueTask.CompletedTask;
+        }
+
+        return new ValueTask(result.Task);
+    }
+
+    /// <inheritdoc />
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    /// <inheritdoc />
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    /// <inheritdoc />
+    public override int Read(byte[] buffer, int offset, int count) => Receive(buffer.AsSpan(offset, count), CancellationToken.None);
+
+    /// <inheritdoc />
+    public override int Read(Span<byte> buffer) => Receive(buffer, CancellationToken.None);
+
+    /// <inheritdoc />
+    public override void Write(byte[] buffer, int offset, int count) => Send(buffer.AsSpan(offset, count), CancellationToken.None);
+
+    /// <inheritdoc />
+    public override void Write(ReadOnlySpan<byte> buffer) => Send(buffer, CancellationToken.None);
+
+    /// <inheritdoc />
+    public override void Flush()
+    {
+    }
+
+    /// <inheritdoc />
+    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    /// <inheritdoc />
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    private int Receive(Span<byte> buffer, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (buffer.IsEmpty)
+        {
+            return 0;
+        }
+
+        int received;
+        SocketError error;
+        using (Wake(SocketShutdown.Receive, cancellationToken))
+        {
+            received = _socket.Receive(buffer, SocketFlags.None, out error);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        return error == SocketError.Success ? received
+            : throw new IOException("Unable to read from the client: " + error, new SocketException((int)error));
+    }
+
+    private void Send(ReadOnlySpan<byte> buffer, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        using (Wake(SocketShutdown.Both, cancellationToken))
+        {
+            while (!buffer.IsEmpty)
+            {
+                int sent = _socket.Send(buffer, SocketFlags.None, out SocketError error);
+                cancellationToken.ThrowIfCancellationRequested();
+                if (error != SocketError.Success)
+                {
+                    throw new IOException("Unable to write to the client: " + error, new SocketException((int)error));
+                }
+
+                buffer = buffer[sent..];
+            }
+        }
+    }
+
+    private CancellationTokenRegistration Wake(SocketShutdown how, CancellationToken cancellationToken)
+    {
+        if (!cancellationToken.CanBeCanceled)
+        {
+            return default;
+        }
+
+        return how == SocketShutdown.Receive
+            ? cancellationToken.UnsafeRegister(static socket => ShutDown((Socket)socket!, SocketShutdown.Receive), _socket)
+            : cancellationToken.UnsafeRegister(static socket => ShutDown((Socket)socket!, SocketShutdown.Both), _socket);
+    }
+
+    private static void ShutDown(Socket socket, SocketShutdown how)
+    {
+        try
+        {
+            socket.Shutdown(how);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+}

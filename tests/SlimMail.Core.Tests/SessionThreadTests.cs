@@ -1,0 +1,113 @@
+using System.Net;
+using System.Net.Sockets;
+using SlimMail.Transport;
+
+namespace SlimMail.Tests.Core;
+
+public sealed class SessionThreadTests
+{
+    [Fact]
+    public async Task A_read_after_the_session_went_to_another_thread_is_done_on_the_session_thread()
+    {
+        (Socket server, Socket client) = await ConnectedPairAsync();
+        using (client)
+        {
+            string? sessionThread = null;
+            string? poolThread = null;
+            string? readThread = null;
+            Task session = SessionThread.Start(async thread =>
+            {
+                sessionThread = Thread.CurrentThread.Name;
+                var connection = new SocketConnection(server, thread);
+                await Task.Delay(10).ConfigureAwait(false);
+                poolThread = Thread.CurrentThread.Name;
+                System.IO.Pipelines.ReadResult read = await connection.Input.ReadAsync().ConfigureAwait(false);
+                readThread = Thread.CurrentThread.Name;
+                connection.Input.AdvanceTo(read.Buffer.End);
+                await connection.Output.WriteAsync("pong"u8.ToArray()).ConfigureAwait(false);
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }, "test session");
+
+            await Task.Delay(50);
+            await client.SendAsync("ping"u8.ToArray());
+            var reply = new byte[4];
+            Assert.Equal(4, await client.ReceiveAsync(reply));
+            await session.WaitAsync(TimeSpan.FromSeconds(10));
+
+            Assert.Equal("pong"u8.ToArray(), reply);
+            Assert.Equal("test session", sessionThread);
+            Assert.NotEqual("test session", poolThread);
+            Assert.Equal("test session", readThread);
+        }
+    }
+
+    [Fact]
+    public async Task A_blocked_read_is_woken_by_its_cancellation_and_the_connection_can_still_send()
+    {
+        (Socket server, Socket client) = await ConnectedPairAsync();
+        using (client)
+        {
+            Exception? thrown = null;
+            Task session = SessionThread.Start(async thread =>
+            {
+                await using var connection = new SocketConnection(server, thread);
+                using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+                try
+                {
+                    await connection.Input.ReadAsync(timeout.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException e)
+                {
+                    thrown = e;
+                }
+
+                await connection.Output.WriteAsync("bye\r\n"u8.ToArray()).ConfigureAwait(false);
+            }, "test session");
+
+            await session.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.IsAssignableFrom<OperationCanceledException>(thrown);
+            var reply = new byte[16];
+            int received = await client.ReceiveAsync(reply);
+            Assert.Equal("bye\r\n"u8.ToArray(), reply[..received]);
+        }
+    }
+
+    [Fact]
+    public async Task Work_posted_after_the_session_ended_is_refused_so_that_the_caller_does_it()
+    {
+        SessionThread? ended = null;
+        await SessionThread.Start(thread =>
+        {
+            ended = thread;
+            return Task.CompletedTask;
+        }, "test session").WaitAsync(TimeSpan.FromSeconds(10));
+
+        bool ran = false;
+        Assert.False(ended!.Post(() => ran = true));
+        Assert.False(ran);
+    }
+
+    [Fact]
+    public async Task A_session_that_fails_faults_the_task_after_its_thread_ended()
+    {
+        Task session = SessionThread.Start(async _ =>
+        {
+            await Task.Delay(10).ConfigureAwait(false);
+            throw new InvalidOperationException("broken");
+        }, "test session");
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => session.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("broken", error.Message);
+    }
+
+    private static async Task<(Socket Server, Socket Client)> ConnectedPairAsync()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        Socket server = await listener.AcceptAsync();
+        return (server, client);
+    }
+}
