@@ -20,6 +20,10 @@ public sealed class SessionThread
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Thread _thread;
     private bool _finished;
+    private static int s_running;
+
+    /// <summary>Session threads running now, in the process.</summary>
+    public static int Running => Volatile.Read(ref s_running);
 
     private SessionThread(Func<SessionThread, Task> session, string name)
     {
@@ -63,6 +67,7 @@ public sealed class SessionThread
 
     private void Run()
     {
+        Interlocked.Increment(ref s_running);
         Task session;
         try
         {
@@ -102,6 +107,7 @@ public sealed class SessionThread
             work();
         }
 
+        Interlocked.Decrement(ref s_running);
         if (session.Exception is { } failed)
         {
             _done.SetException(failed.InnerExceptions);
