@@ -5,7 +5,7 @@ namespace SlimMail.Transport;
 /// the runtime's socket engines. The engines are one thread per core: two busy sessions on the same engine take
 /// turns, and a ping-pong protocol (POP3 RETR after RETR) then waits behind its neighbour although a core is idle.
 /// A thread per session is what Dovecot has with a process per session, and a blocking <c>recv</c> is one system
-/// call where the engine needs three (the failed read, <c>epoll_wait</c>, the read).
+/// call where the engine needs two or three (a zero-byte read, <c>epoll_wait</c> when nothing has arrived, the read).
 /// <para>
 /// The session is still written with <c>async</c>/<c>await</c>: <see cref="ThreadBoundSocketStream"/> completes
 /// every call made on this thread synchronously, and a call made elsewhere — after an await that really went to
@@ -19,8 +19,8 @@ public sealed class SessionThread
     private readonly Func<SessionThread, Task> _session;
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Thread _thread;
-    private bool _finished;
     private static int s_running;
+    private bool _finished;
 
     /// <summary>Session threads running now, in the process.</summary>
     public static int Running => Volatile.Read(ref s_running);
