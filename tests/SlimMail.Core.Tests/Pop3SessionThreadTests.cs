@@ -16,7 +16,7 @@ public sealed class Pop3SessionThreadTests
         var store = new ThreadRecordingStore();
         await using Pop3Server server = await StartAsync(store, sessionThreads: 64, TimeSpan.FromMinutes(10));
 
-        await using var client = await PopClient.ConnectAsync(server.EndPoints[0]);
+        await using var client = await Pop3TestClient.ConnectAsync(server.EndPoints[0]);
         await client.LoginAsync();
         Assert.Equal("+OK 5 octets", await client.CommandAsync("RETR 1"));
         Assert.Equal("hello", await client.ReadLineAsync());
@@ -32,9 +32,9 @@ public sealed class Pop3SessionThreadTests
         var store = new ThreadRecordingStore();
         await using Pop3Server server = await StartAsync(store, sessionThreads: 1, TimeSpan.FromMinutes(10));
 
-        await using var first = await PopClient.ConnectAsync(server.EndPoints[0]);
-        await using var second = await PopClient.ConnectAsync(server.EndPoints[0]);
-        foreach (PopClient client in new[] { first, second })
+        await using var first = await Pop3TestClient.ConnectAsync(server.EndPoints[0]);
+        await using var second = await Pop3TestClient.ConnectAsync(server.EndPoints[0]);
+        foreach (Pop3TestClient client in new[] { first, second })
         {
             await client.LoginAsync();
             Assert.Equal("+OK 5 octets", await client.CommandAsync("RETR 1"));
@@ -53,7 +53,7 @@ public sealed class Pop3SessionThreadTests
     {
         await using Pop3Server server = await StartAsync(new ThreadRecordingStore(), sessionThreads, TimeSpan.FromMilliseconds(300));
 
-        await using var client = await PopClient.ConnectAsync(server.EndPoints[0]);
+        await using var client = await Pop3TestClient.ConnectAsync(server.EndPoints[0]);
         Assert.Equal("-ERR Autologout; idle for too long", await client.ReadLineAsync());
         Assert.Null(await client.ReadLineAsync());
     }
@@ -64,7 +64,7 @@ public sealed class Pop3SessionThreadTests
     public async Task Stopping_the_server_ends_a_session_that_waits_for_a_command(int sessionThreads)
     {
         await using Pop3Server server = await StartAsync(new ThreadRecordingStore(), sessionThreads, TimeSpan.FromMinutes(10));
-        await using var client = await PopClient.ConnectAsync(server.EndPoints[0]);
+        await using var client = await Pop3TestClient.ConnectAsync(server.EndPoints[0]);
         await client.LoginAsync();
 
         Task stopped = server.StopAsync(TimeSpan.FromSeconds(10));
@@ -86,8 +86,8 @@ public sealed class Pop3SessionThreadTests
         return server;
     }
 
-    /// <summary>One mailbox of one message; notes the thread that opened the mailbox and each that read a message.</summary>
-    private sealed class ThreadRecordingStore : IMailboxStore
+    /// <summary>One mailbox of one message ("hello"); notes the thread that opened the mailbox and each that read a message.</summary>
+    internal sealed class ThreadRecordingStore : IMailboxStore
     {
         public string? OpenedOn { get; private set; }
 
@@ -114,49 +114,6 @@ public sealed class Pop3SessionThreadTests
             public ValueTask DeleteAsync(IReadOnlyCollection<int> indexes, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
             public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-        }
-    }
-
-    private sealed class PopClient : IAsyncDisposable
-    {
-        private readonly TcpClient _tcp;
-        private readonly StreamReader _reader;
-        private readonly Stream _stream;
-
-        private PopClient(TcpClient tcp)
-        {
-            _tcp = tcp;
-            _stream = tcp.GetStream();
-            _reader = new StreamReader(_stream, Encoding.ASCII);
-        }
-
-        public static async Task<PopClient> ConnectAsync(IPEndPoint endPoint)
-        {
-            var tcp = new TcpClient();
-            await tcp.ConnectAsync(endPoint);
-            var client = new PopClient(tcp);
-            Assert.StartsWith("+OK", await client.ReadLineAsync());
-            return client;
-        }
-
-        public async Task LoginAsync()
-        {
-            Assert.StartsWith("+OK", await CommandAsync("USER alice"));
-            Assert.StartsWith("+OK Logged in", await CommandAsync("PASS secret"));
-        }
-
-        public async Task<string?> CommandAsync(string command)
-        {
-            await _stream.WriteAsync(Encoding.ASCII.GetBytes(command + "\r\n"));
-            return await ReadLineAsync();
-        }
-
-        public async Task<string?> ReadLineAsync() => await _reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10));
-
-        public ValueTask DisposeAsync()
-        {
-            _tcp.Dispose();
-            return ValueTask.CompletedTask;
         }
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
 using System.Text;
+using System.Text.Unicode;
 using Microsoft.Extensions.Logging;
 using SlimMail.Auth;
 using SlimMail.Delivery;
@@ -26,12 +27,15 @@ public sealed partial class Pop3Session
     private readonly LineReader _lines = new(1024);
     private readonly HashSet<int> _deleted = [];
     private readonly IPEndPoint _remote;
+    // Replies with numbers in them (RETR's status line, DELE's) are formatted here, not into strings.
+    private readonly byte[] _reply = new byte[128];
 
     private PipeReader _input;
     private readonly ReplyWriter _replies;
     private string? _user;
     private IMailboxSession? _mailbox;
     private int _errors;
+    private int _argumentStart;
 
     /// <summary>Creates a session for the client at <paramref name="remote"/> (from the PROXY header when there is one).</summary>
     public Pop3Session(TransportConnection connection, IPEndPoint remote, Pop3ServerOptions options, IMailboxStore store, ILogger logger,
@@ -131,32 +135,34 @@ public sealed partial class Pop3Session
             return Error("Line too long");
         }
 
-        string line = Encoding.UTF8.GetString(_lines.Line);
-        int space = line.IndexOf(' ', StringComparison.Ordinal);
-        string verb = (space < 0 ? line : line[..space]).ToUpperInvariant();
-        string argument = space < 0 ? "" : line[(space + 1)..];
-        return Authenticated ? await TransactionAsync(verb, argument).ConfigureAwait(false) : await AuthorizationAsync(verb, argument).ConfigureAwait(false);
+        Pop3Verb verb = Pop3CommandParser.Parse(_lines.Line, out _argumentStart);
+        return Authenticated ? await TransactionAsync(verb).ConfigureAwait(false) : await AuthorizationAsync(verb).ConfigureAwait(false);
     }
+
+    // The current command's argument as sent; valid until the next line is read.
+    private ReadOnlySpan<byte> Argument => _argumentStart < 0 ? default : _lines.Line[_argumentStart..];
+
+    private string ArgumentText => Encoding.UTF8.GetString(Argument);
 
     // ---- AUTHORIZATION state -----------------------------------------------------------------
 
-    private async ValueTask<bool> AuthorizationAsync(string verb, string argument)
+    private async ValueTask<bool> AuthorizationAsync(Pop3Verb verb)
     {
         switch (verb)
         {
-            case "CAPA":
+            case Pop3Verb.Capa:
                 return Capabilities();
-            case "STLS":
+            case Pop3Verb.Stls:
                 return await StartTlsAsync().ConfigureAwait(false);
-            case "USER":
+            case Pop3Verb.User:
                 if (!CredentialsAllowed)
                 {
                     return Err("[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS");
                 }
 
-                _user = argument;
-                return argument.Length == 0 ? Error("Syntax: USER name") : Ok("Send your password");
-            case "PASS":
+                _user = ArgumentText;
+                return _user.Length == 0 ? Error("Syntax: USER name") : Ok("Send your password");
+            case Pop3Verb.Pass:
                 if (_user is null)
                 {
                     return Error("USER first");
@@ -164,15 +170,16 @@ public sealed partial class Pop3Session
 
                 string user = _user;
                 _user = null;
-                return await LoginAsync(user, argument, "USER").ConfigureAwait(false);
-            case "AUTH":
-                return await SaslAsync(argument).ConfigureAwait(false);
-            case "APOP":
+                return await LoginAsync(user, ArgumentText, "USER").ConfigureAwait(false);
+            case Pop3Verb.Auth:
+                return await SaslAsync(ArgumentText).ConfigureAwait(false);
+            case Pop3Verb.Apop:
                 return Err("[AUTH] APOP is not supported");
-            case "QUIT":
+            case Pop3Verb.Quit:
                 Ok("SlimMail POP3 signing off");
                 return false;
-            case "NOOP" or "STAT" or "LIST" or "RETR" or "DELE" or "RSET" or "TOP" or "UIDL":
+            case Pop3Verb.Noop or Pop3Verb.Stat or Pop3Verb.List or Pop3Verb.Retr or Pop3Verb.Dele or Pop3Verb.Rset or Pop3Verb.Top
+                or Pop3Verb.Uidl:
                 return Error("Not authenticated");
             default:
                 return Error("Unknown command");
@@ -341,12 +348,12 @@ public sealed partial class Pop3Session
 
     // ---- TRANSACTION state -------------------------------------------------------------------
 
-    private async ValueTask<bool> TransactionAsync(string verb, string argument)
+    private async ValueTask<bool> TransactionAsync(Pop3Verb verb)
     {
         IReadOnlyList<MailboxMessage> messages = _mailbox!.Messages;
         switch (verb)
         {
-            case "STAT":
+            case Pop3Verb.Stat:
                 long total = 0;
                 int count = 0;
                 for (int i = 0; i < messages.Count; i++)
@@ -359,52 +366,72 @@ public sealed partial class Pop3Session
                 }
 
                 return Ok(string.Create(CultureInfo.InvariantCulture, $"{count} {total}"));
-            case "LIST":
-                return List(argument, static m => m.Size.ToString(CultureInfo.InvariantCulture));
-            case "UIDL":
-                return List(argument, static m => m.UniqueId);
-            case "RETR":
-                return TryMessage(argument, out int retr) ? await SendAsync(retr, null).ConfigureAwait(false) : NoSuchMessage();
-            case "TOP":
-                string[] topArgs = argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (topArgs.Length != 2 || !int.TryParse(topArgs[1], NumberStyles.None, CultureInfo.InvariantCulture, out int lines))
+            case Pop3Verb.List:
+                return List(uniqueIds: false);
+            case Pop3Verb.Uidl:
+                return List(uniqueIds: true);
+            case Pop3Verb.Retr:
+                return TryMessage(Argument, out int retr) ? await SendAsync(retr, null).ConfigureAwait(false) : NoSuchMessage();
+            case Pop3Verb.Top:
+                if (!TrySplitTopArguments(Argument, out ReadOnlySpan<byte> message, out int lines))
                 {
                     return Error("Syntax: TOP msg n");
                 }
 
-                return TryMessage(topArgs[0], out int top) ? await SendAsync(top, lines).ConfigureAwait(false) : NoSuchMessage();
-            case "DELE":
-                if (!TryMessage(argument, out int dele))
+                return TryMessage(message, out int top) ? await SendAsync(top, lines).ConfigureAwait(false) : NoSuchMessage();
+            case Pop3Verb.Dele:
+                if (!TryMessage(Argument, out int dele))
                 {
                     return NoSuchMessage();
                 }
 
                 _deleted.Add(dele);
-                return Ok(string.Create(CultureInfo.InvariantCulture, $"Message {dele + 1} deleted"));
-            case "RSET":
+                Utf8.TryWrite(_reply, CultureInfo.InvariantCulture, $"+OK Message {dele + 1} deleted\r\n", out int written);
+                WriteRaw(_reply.AsSpan(0, written));
+                return true;
+            case Pop3Verb.Rset:
                 _deleted.Clear();
                 return Ok(string.Create(CultureInfo.InvariantCulture, $"{messages.Count} messages"));
-            case "NOOP":
+            case Pop3Verb.Noop:
                 return Ok("");
-            case "CAPA":
+            case Pop3Verb.Capa:
                 return Capabilities();
-            case "QUIT":
+            case Pop3Verb.Quit:
                 return await UpdateAsync().ConfigureAwait(false);
-            case "USER" or "PASS" or "AUTH" or "APOP" or "STLS":
+            case Pop3Verb.User or Pop3Verb.Pass or Pop3Verb.Auth or Pop3Verb.Apop or Pop3Verb.Stls:
                 return Error("Already authenticated");
             default:
                 return Error("Unknown command");
         }
     }
 
-    private bool List(string argument, Func<MailboxMessage, string> describe)
+    // LIST or UIDL: of one message (some clients ask message by message), or of all.
+    private bool List(bool uniqueIds)
     {
         IReadOnlyList<MailboxMessage> messages = _mailbox!.Messages;
-        if (argument.Length > 0)
+        if (!Argument.IsEmpty)
         {
-            return TryMessage(argument, out int index)
-                ? Ok(string.Create(CultureInfo.InvariantCulture, $"{index + 1} {describe(messages[index])}"))
-                : NoSuchMessage();
+            if (!TryMessage(Argument, out int index))
+            {
+                return NoSuchMessage();
+            }
+
+            int written;
+            if (uniqueIds)
+            {
+                // A store's identifiers should be at most 70 characters (RFC 1939 §7), but one that is not still gets its answer.
+                if (!Utf8.TryWrite(_reply, CultureInfo.InvariantCulture, $"+OK {index + 1} {messages[index].UniqueId}\r\n", out written))
+                {
+                    return Ok(string.Create(CultureInfo.InvariantCulture, $"{index + 1} {messages[index].UniqueId}"));
+                }
+            }
+            else
+            {
+                Utf8.TryWrite(_reply, CultureInfo.InvariantCulture, $"+OK {index + 1} {messages[index].Size}\r\n", out written);
+            }
+
+            WriteRaw(_reply.AsSpan(0, written));
+            return true;
         }
 
         var text = new StringBuilder("+OK\r\n");
@@ -412,7 +439,17 @@ public sealed partial class Pop3Session
         {
             if (!_deleted.Contains(i))
             {
-                text.Append(i + 1).Append(' ').Append(describe(messages[i])).Append("\r\n");
+                text.Append(i + 1).Append(' ');
+                if (uniqueIds)
+                {
+                    text.Append(messages[i].UniqueId);
+                }
+                else
+                {
+                    text.Append(messages[i].Size);
+                }
+
+                text.Append("\r\n");
             }
         }
 
@@ -436,9 +473,9 @@ public sealed partial class Pop3Session
 
         await using (message.ConfigureAwait(false))
         {
-            byte[] status = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"+OK {_mailbox.Messages[index].Size} octets\r\n"));
+            Utf8.TryWrite(_reply, CultureInfo.InvariantCulture, $"+OK {_mailbox.Messages[index].Size} octets\r\n", out int written);
             _timer.CancelAfter(_options.CommandTimeout);
-            await Pop3MessageWriter.WriteAsync(message, status, _replies.Output, bodyLines, _timer.Token).ConfigureAwait(false);
+            await Pop3MessageWriter.WriteAsync(message, _reply.AsMemory(0, written), _replies.Output, bodyLines, _timer.Token).ConfigureAwait(false);
             _timer.CancelAfter(Timeout.Infinite);
         }
 
@@ -464,10 +501,20 @@ public sealed partial class Pop3Session
         return false;
     }
 
-    private bool TryMessage(string argument, out int index)
+    // TOP's "msg n": two numbers separated by spaces, nothing else.
+    private static bool TrySplitTopArguments(ReadOnlySpan<byte> argument, out ReadOnlySpan<byte> message, out int lines)
+    {
+        argument = argument.Trim((byte)' ');
+        int space = argument.IndexOf((byte)' ');
+        message = space < 0 ? default : argument[..space];
+        lines = 0;
+        return space >= 0 && int.TryParse(argument[(space + 1)..].TrimStart((byte)' '), NumberStyles.None, CultureInfo.InvariantCulture, out lines);
+    }
+
+    private bool TryMessage(ReadOnlySpan<byte> argument, out int index)
     {
         index = -1;
-        if (!int.TryParse(argument.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int number)
+        if (!int.TryParse(argument.Trim((byte)' '), NumberStyles.None, CultureInfo.InvariantCulture, out int number)
             || number < 1 || number > _mailbox!.Messages.Count || _deleted.Contains(number - 1))
         {
             return false;
@@ -483,13 +530,23 @@ public sealed partial class Pop3Session
 
     private bool Ok(string text)
     {
-        WriteRaw(Encoding.UTF8.GetBytes(text.Length == 0 ? "+OK\r\n" : "+OK " + text + "\r\n"));
+        if (text.Length == 0)
+        {
+            WriteRaw("+OK\r\n"u8);
+            return true;
+        }
+
+        WriteRaw("+OK "u8);
+        _replies.Write(text);
+        WriteRaw("\r\n"u8);
         return true;
     }
 
     private bool Err(string text)
     {
-        WriteRaw(Encoding.UTF8.GetBytes("-ERR " + text + "\r\n"));
+        WriteRaw("-ERR "u8);
+        _replies.Write(text);
+        WriteRaw("\r\n"u8);
         return true;
     }
 

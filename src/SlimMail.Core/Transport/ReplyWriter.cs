@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Text;
 
 namespace SlimMail.Transport;
 
@@ -22,6 +23,13 @@ public sealed class ReplyWriter
     public void Write(ReadOnlySpan<byte> bytes)
     {
         Output.Write(bytes);
+        _pending = true;
+    }
+
+    /// <summary>Queues <paramref name="text"/>, UTF-8 encoded straight into the pipe.</summary>
+    public void Write(ReadOnlySpan<char> text)
+    {
+        Encoding.UTF8.GetBytes(text, Output);
         _pending = true;
     }
 
