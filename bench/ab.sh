@@ -58,7 +58,7 @@ A=$(start a "$A_DIST" "${AENV:-}" 25281); PIDS+=("$A")
 B=$(start b "$B_DIST" "${BENV:-}" 25282); PIDS+=("$B")
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:25280 1024 & PIDS+=($!)
 for port in 25281 25282; do
-  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  wait_for_port "$port"
 done
 if [ "${WARM:-1}" = 1 ]; then
   for _ in 1 2 3; do for v in new reuse pipelined; do load $v 25281 6000; load $v 25282 6000; done; done

@@ -30,6 +30,25 @@ cpu_ticks() { awk '{print $14 + $15 + $16 + $17}' /proc/"$1"/stat; }
 # Microseconds of CPU per message between two cpu_ticks readings: ticks_to_us_per TICKS COUNT
 ticks_to_us_per() { echo $(( $1 * 1000000 / $(getconf CLK_TCK) / $2 )); }
 
+# wait_for_port PORT: until something accepts on 127.0.0.1:PORT, at most 10 s; false (and says so) if nothing does.
+wait_for_port() {
+  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+# relay_config DATA_DIR PORT SMARTHOST_PORT: a configuration that accepts mail for anywhere on a Local listener on
+# PORT and relays it to 127.0.0.1:SMARTHOST_PORT, 32 deliveries at once, a failed one retried an hour later.
+relay_config() {
+  cat <<JSON
+{ "Hostname": "bench.slimmail.test", "DataDirectory": "$1",
+  "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:$2", "Role": "Local" } ], "MaxConnections": 2000, "MaxConnectionsPerAddress": 2000 },
+  "Domains": {}, "Users": {},
+  "Relay": { "Mode": "Smarthost", "Smarthost": "127.0.0.1:$3", "MaxConcurrentDeliveries": 32, "MaxConcurrentPerDestination": 32, "RetryDelays": [ "01:00:00" ] },
+  "Logging": { "LogLevel": { "Default": "Warning" } } }
+JSON
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 build_slimmail() {
@@ -96,7 +115,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 CF
   postfix -c "$dir/etc" set-permissions >/dev/null 2>&1 || true
   postfix -c "$dir/etc" start >/dev/null 2>&1 || script -qc "postfix -c $dir/etc start" /dev/null >&2
-  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && return 0; sleep 0.1; done
+  wait_for_port "$port" && return 0
   echo "the private Postfix did not start; see $dir/maillog" >&2
   return 1
 }

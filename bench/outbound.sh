@@ -21,16 +21,10 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-cat > "$WORK/slimmail.json" <<JSON
-{ "Hostname": "bench.slimmail.test", "DataDirectory": "$WORK/data",
-  "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:$SLIM_PORT", "Role": "Local" } ], "MaxConnections": 2000, "MaxConnectionsPerAddress": 2000 },
-  "Domains": {}, "Users": {},
-  "Relay": { "Mode": "Smarthost", "Smarthost": "127.0.0.1:$SINK_PORT", "MaxConcurrentDeliveries": 32, "MaxConcurrentPerDestination": 32, "RetryDelays": [ "01:00:00" ] },
-  "Logging": { "LogLevel": { "Default": "Warning" } } }
-JSON
+relay_config "$WORK/data" "$SLIM_PORT" "$SINK_PORT" > "$WORK/slimmail.json"
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK_PORT 1024 >/dev/null 2>&1 & SINK_PID=$!
 dotnet "$DLL" serve --config "$WORK/slimmail.json" >"$WORK/log" 2>&1 & SLIM_PID=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$SLIM_PORT) 2>/dev/null && break; sleep 0.1; done
+wait_for_port "$SLIM_PORT"
 start=$(date +%s.%N)
 /usr/sbin/smtp-source -s 32 -l 1024 -m "$N" -f bench@bench.slimmail.test -t someone@remote.test 127.0.0.1:$SLIM_PORT
 accepted=$(date +%s.%N)
@@ -49,12 +43,12 @@ grep -iE "deferred|bounced|fail|error" "$WORK/log" | head -5 || true
 kill "$SINK_PID" "$SLIM_PID"; wait "$SINK_PID" "$SLIM_PID" 2>/dev/null || true
 mv "$WORK/data" "$WORK/data-delivered"   # not deleted: see docs/benchmarks.md on ext4 after mass deletion
 dotnet "$DLL" serve --config "$WORK/slimmail.json" >"$WORK/log" 2>&1 & SLIM_PID=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$SLIM_PORT) 2>/dev/null && break; sleep 0.1; done
+wait_for_port "$SLIM_PORT"
 start=$(date +%s.%N)
 /usr/sbin/smtp-source -s 32 -l 1024 -m "$N" -f bench@bench.slimmail.test -t someone@remote.test 127.0.0.1:$SLIM_PORT
 accepted=$(date +%s.%N)
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK_PORT 1024 >/dev/null 2>&1 & SINK_PID=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$SINK_PORT) 2>/dev/null && break; sleep 0.1; done
+wait_for_port "$SINK_PORT"
 flushed=$(date +%s.%N)
 dotnet "$DLL" queue flush --config "$WORK/slimmail.json" >/dev/null
 for _ in $(seq 6000); do ls "$WORK/data/queue/"*.msg >/dev/null 2>&1 || break; sleep 0.05; done

@@ -35,7 +35,7 @@ cat > "$W/slimmail.json" <<JSON
 JSON
 env $(slimmail_env) "$DIST/slimmail" serve --config "$W/slimmail.json" > "$W/slimmail.log" 2>&1 &
 SLIM=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/11000) 2>/dev/null && break; sleep 0.1; done
+wait_for_port 11000
 
 # The maildrops: COUNT messages for "one", COUNT/4 for q1, copied to q2..q4.
 "$LOAD" smtp 127.0.0.1:25270 -d -P -s 8 -m "$COUNT" -l "$SIZE" -t one@bench.test >/dev/null

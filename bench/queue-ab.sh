@@ -17,17 +17,11 @@ trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 
 start() { # NAME DIST PORT
   mkdir -p "$W/$1"
-  cat > "$W/$1/slimmail.json" <<JSON
-{ "Hostname": "bench.slimmail.test", "DataDirectory": "$W/$1/data",
-  "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:$3", "Role": "Local" } ], "MaxConnections": 2000, "MaxConnectionsPerAddress": 2000 },
-  "Domains": {}, "Users": {},
-  "Relay": { "Mode": "Smarthost", "Smarthost": "127.0.0.1:9", "MaxConcurrentDeliveries": 32, "MaxConcurrentPerDestination": 32, "RetryDelays": [ "01:00:00" ] },
-  "Logging": { "LogLevel": { "Default": "Warning" } } }
-JSON
+  relay_config "$W/$1/data" "$3" 9 > "$W/$1/slimmail.json"   # port 9: the smarthost is down
   # shellcheck disable=SC2046
   env $(slimmail_env) "$2/slimmail" serve --config "$W/$1/slimmail.json" > "$W/$1/log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$3") 2>/dev/null && break; sleep 0.1; done
+  wait_for_port "$3"
 }
 round() { # LABEL PORT
   local s e
