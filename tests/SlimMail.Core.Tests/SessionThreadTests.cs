@@ -73,6 +73,37 @@ public sealed class SessionThreadTests
     }
 
     [Fact]
+    public async Task Reads_and_writes_on_the_session_thread_allocate_nothing()
+    {
+        (Socket server, Socket client) = await ConnectedPairAsync();
+        using (client)
+        using (server)
+        {
+            long allocated = -1;
+            Task session = SessionThread.Start(async thread =>
+            {
+                using var stream = new ThreadBoundSocketStream(server, thread);
+                var buffer = new byte[16];
+                await client.SendAsync(new byte[1000]).ConfigureAwait(false);
+                // On the session's thread again (the send above may have completed elsewhere): warm up, then count.
+                await stream.ReadAsync(buffer.AsMemory(0, 1)).ConfigureAwait(false);
+                await stream.WriteAsync(buffer.AsMemory(0, 1)).ConfigureAwait(false);
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 50; i++)
+                {
+                    await stream.ReadAsync(buffer).ConfigureAwait(false);
+                    await stream.WriteAsync(buffer).ConfigureAwait(false);
+                }
+
+                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            }, "test session");
+
+            await session.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, allocated);
+        }
+    }
+
+    [Fact]
     public async Task Work_posted_after_the_session_ended_is_refused_so_that_the_caller_does_it()
     {
         SessionThread? ended = null;

@@ -59,23 +59,7 @@ public sealed class ThreadBoundSocketStream : Stream
             }
         }
 
-        var result = new TaskCompletionSource<int>();
-        if (!_thread.Post(() =>
-            {
-                try
-                {
-                    result.SetResult(Receive(buffer.Span, cancellationToken));
-                }
-                catch (Exception e)
-                {
-                    result.SetException(e);
-                }
-            }))
-        {
-            return new ValueTask<int>(Receive(buffer.Span, cancellationToken));
-        }
-
-        return new ValueTask<int>(result.Task);
+        return ReceiveOnSessionThread(buffer, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -94,25 +78,7 @@ public sealed class ThreadBoundSocketStream : Stream
             }
         }
 
-        var result = new TaskCompletionSource();
-        if (!_thread.Post(() =>
-            {
-                try
-                {
-                    Send(buffer.Span, cancellationToken);
-                    result.SetResult();
-                }
-                catch (Exception e)
-                {
-                    result.SetException(e);
-                }
-            }))
-        {
-            Send(buffer.Span, cancellationToken);
-            return ValueTask.CompletedTask;
-        }
-
-        return new ValueTask(result.Task);
+        return SendOnSessionThread(buffer, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -148,6 +114,44 @@ public sealed class ThreadBoundSocketStream : Stream
 
     /// <inheritdoc />
     public override void SetLength(long value) => throw new NotSupportedException();
+
+    // Apart from ReadAsync and WriteAsync: a lambda there would allocate its closure on every call, on the session's
+    // thread too, where none is needed.
+    private ValueTask<int> ReceiveOnSessionThread(Memory<byte> buffer, CancellationToken cancellationToken) =>
+        new(OnSessionThread(() => Receive(buffer.Span, cancellationToken)));
+
+    private ValueTask SendOnSessionThread(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken) =>
+        new(OnSessionThread(() =>
+        {
+            Send(buffer.Span, cancellationToken);
+            return true;
+        }));
+
+    // A call made on another thread: done on the session's thread, where its task completes, so that the caller
+    // continues there. Once the session's thread has let go of the session (only a last dispose can be that late),
+    // done right here.
+    private Task<T> OnSessionThread<T>(Func<T> call)
+    {
+        var result = new TaskCompletionSource<T>();
+        if (!_thread.Post(() => Complete(result, call)))
+        {
+            Complete(result, call);
+        }
+
+        return result.Task;
+    }
+
+    private static void Complete<T>(TaskCompletionSource<T> result, Func<T> call)
+    {
+        try
+        {
+            result.SetResult(call());
+        }
+        catch (Exception e)
+        {
+            result.SetException(e);
+        }
+    }
 
     private int Receive(Span<byte> buffer, CancellationToken cancellationToken)
     {
