@@ -1,3 +1,5 @@
+using SlimMail.Transport;
+
 namespace SlimMail.Pop3;
 
 /// <summary>The POP3 commands the session knows (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH).</summary>
@@ -43,9 +45,7 @@ internal static class Pop3CommandParser
 
     private static Pop3Verb Verb4(ReadOnlySpan<byte> verb)
     {
-        // Fold to upper case once, then compare the four bytes as one integer.
-        uint v = (uint)((verb[0] & ~0x20) << 24 | (verb[1] & ~0x20) << 16 | (verb[2] & ~0x20) << 8 | (verb[3] & ~0x20));
-        return v switch
+        return AsciiVerb.Fold4(verb) switch
         {
             0x43415041 => Pop3Verb.Capa, // CAPA
             0x53544C53 => Pop3Verb.Stls, // STLS

@@ -1,4 +1,5 @@
 using System.Text;
+using SlimMail.Transport;
 
 namespace SlimMail.Smtp;
 
@@ -49,9 +50,7 @@ internal static class SmtpCommandParser
 
     private static SmtpVerb Verb4(ReadOnlySpan<byte> verb)
     {
-        // Fold to upper case once, then compare the four bytes as one integer.
-        uint v = (uint)((verb[0] & ~0x20) << 24 | (verb[1] & ~0x20) << 16 | (verb[2] & ~0x20) << 8 | (verb[3] & ~0x20));
-        return v switch
+        return AsciiVerb.Fold4(verb) switch
         {
             0x45484C4F => SmtpVerb.Ehlo, // EHLO
             0x48454C4F => SmtpVerb.Helo, // HELO
