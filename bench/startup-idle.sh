@@ -6,6 +6,7 @@
 # Usage: bench/startup-idle.sh [IDLE]   (as root: raises the open-file limit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 IDLE=${1:-10000}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # each side needs IDLE descriptors
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -39,7 +40,8 @@ PY
 runs=(); for _ in 1 2 3 4 5; do runs+=("$(startup)"); done
 echo "start-up to first 220 (ms, 5 runs): ${runs[*]}"
 
-"$W/publish/slimmail" serve --config "$W/slimmail.json" > "$W/log" 2>&1 &
+# The idle server runs with deploy/slimmail.service's runtime environment, as shipped.
+env $(slimmail_env) "$W/publish/slimmail" serve --config "$W/slimmail.json" > "$W/log" 2>&1 &
 SLIM=$!
 sleep 1
 rate() { local s e; s=$(date +%s.%N); /usr/sbin/smtp-source -s 32 -m 6000 -l 1024 -f a@client.test -t r@bench.test 127.0.0.1:25296; e=$(date +%s.%N); echo "6000 / ($e - $s)" | bc | cut -d. -f1; }
@@ -59,5 +61,6 @@ sleep 2
 for _ in $(seq 120); do [ "$(ls /proc/$SLIM/fd | wc -l)" -ge "$IDLE" ] && break; sleep 0.5; done
 sleep 2
 rss=$(awk '/VmRSS/ {print $2}' /proc/$SLIM/status)
+peak=$(awk '/VmHWM/ {print $2}' /proc/$SLIM/status)
 during=$(rate)
-echo "idle connections: $(($(ls /proc/$SLIM/fd | wc -l))) fds open; RSS $((rss / 1024)) MB; smtp-source 32 sessions: ${before} msg/s before, ${during} msg/s while they are held"
+echo "idle connections: $(($(ls /proc/$SLIM/fd | wc -l))) fds open; RSS $((rss / 1024)) MB (peak $((peak / 1024)) MB); smtp-source 32 sessions: ${before} msg/s before, ${during} msg/s while they are held"
