@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using SlimMail.Smtp;
 
@@ -165,6 +166,7 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
             }
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
         public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
             if (!_started)
@@ -183,6 +185,7 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
             }
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<SmtpReply> CommitAsync(CancellationToken cancellationToken)
         {
             if (!_started)
@@ -299,6 +302,7 @@ public sealed partial class LocalDeliveryHandler : IMessageHandler
 
         // Groups the users by agent, so one Maildir store writes the message once for all its users; an agent
         // whose users fail one by one (a program each) gets a writer per user.
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
         private async ValueTask StartAsync(CancellationToken cancellationToken)
         {
             _started = true;

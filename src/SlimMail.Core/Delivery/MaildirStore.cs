@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 
@@ -97,6 +98,7 @@ public sealed class MaildirStore : IDeliveryAgent
             return default;
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<DeliveryOutcome> CommitAsync(CancellationToken cancellationToken)
         {
             DurableFile file = _file ?? throw new ObjectDisposedException(nameof(Writer));

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Unicode;
 using Microsoft.Extensions.Logging;
@@ -25,6 +26,8 @@ public sealed partial class Pop3Session
     private readonly CancellationToken _stopping;
     private readonly CancellationTokenSource _timer;
     private readonly LineReader _lines = new(1024);
+    // The flush a line read runs before it waits: one delegate for the session, not one per line.
+    private readonly Func<CancellationToken, ValueTask> _flushBeforeWait;
     private readonly HashSet<int> _deleted = [];
     private readonly IPEndPoint _remote;
     // Replies with numbers in them (RETR's status line, DELE's) are formatted here, not into strings.
@@ -51,6 +54,7 @@ public sealed partial class Pop3Session
         _timer = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         _input = connection.Input;
         _replies = new ReplyWriter(connection.Output);
+        _flushBeforeWait = FlushAsync;
         _remote = remote;
     }
 
@@ -104,6 +108,7 @@ public sealed partial class Pop3Session
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> NextCommandAsync()
     {
         if (_stopping.IsCancellationRequested)
@@ -116,7 +121,7 @@ public sealed partial class Pop3Session
         LineReadStatus status;
         try
         {
-            status = await _lines.ReadAsync(_input, FlushAsync, _timer.Token).ConfigureAwait(false);
+            status = await _lines.ReadAsync(_input, _flushBeforeWait, _timer.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_timer.IsCancellationRequested)
         {
@@ -261,7 +266,7 @@ public sealed partial class Pop3Session
         {
             WriteRaw("+ \r\n"u8);
             _timer.CancelAfter(_options.CommandTimeout);
-            if (await _lines.ReadAsync(_input, FlushAsync, _timer.Token).ConfigureAwait(false) != LineReadStatus.Line)
+            if (await _lines.ReadAsync(_input, _flushBeforeWait, _timer.Token).ConfigureAwait(false) != LineReadStatus.Line)
             {
                 return false;
             }
@@ -348,6 +353,7 @@ public sealed partial class Pop3Session
 
     // ---- TRANSACTION state -------------------------------------------------------------------
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> TransactionAsync(Pop3Verb verb)
     {
         IReadOnlyList<MailboxMessage> messages = _mailbox!.Messages;
@@ -458,6 +464,7 @@ public sealed partial class Pop3Session
         return true;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> SendAsync(int index, int? bodyLines)
     {
         Stream message;

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using SlimMail.Auth;
@@ -28,6 +29,8 @@ public sealed partial class SmtpSession
     private readonly CancellationTokenSource _commandTimer;
     private readonly CancellationTokenSource _dataTimer;
     private readonly LineReader _lines;
+    // The flush a line read runs before it waits: one delegate for the session, not one per line.
+    private readonly Func<CancellationToken, ValueTask> _flushBeforeWait;
     private readonly long _maxMessageSize;
     private readonly List<string> _recipients = [];
 
@@ -74,6 +77,7 @@ public sealed partial class SmtpSession
         _commandTimer = CancellationTokenSource.CreateLinkedTokenSource(stopping, abort);
         _dataTimer = CancellationTokenSource.CreateLinkedTokenSource(abort);
         _lines = new LineReader(options.MaxCommandLineLength);
+        _flushBeforeWait = FlushAsync;
         _maxMessageSize = handler.MaxMessageSize > 0 ? Math.Min(handler.MaxMessageSize, options.MaxMessageSize) : options.MaxMessageSize;
     }
 
@@ -117,6 +121,7 @@ public sealed partial class SmtpSession
     }
 
     // Reads, checks and runs one command. False ends the session.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> NextCommandAsync()
     {
         LineStatus status = await ReadCommandLineAsync().ConfigureAwait(false);
@@ -520,6 +525,7 @@ public sealed partial class SmtpSession
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> DataAsync()
     {
         Reply(SmtpReplies.StartData);
@@ -582,6 +588,7 @@ public sealed partial class SmtpSession
         return BdatAsync(size, last);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> BdatAsync(long size, bool last)
     {
         if (_state == SmtpState.Rcpt)
@@ -691,6 +698,7 @@ public sealed partial class SmtpSession
         return bufferFull || _bodyFilled == BodyBufferSize ? WriteBodyAsync() : default;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask WriteBodyAsync()
     {
         if (_bodyFilled == 0 || _deliveryFailed)
@@ -718,6 +726,7 @@ public sealed partial class SmtpSession
         _bodyFilled = 0;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> FinishMessageAsync(bool sawBareLineEnding, bool sawNul)
     {
         SmtpReply reply;
@@ -773,6 +782,7 @@ public sealed partial class SmtpSession
         return true;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<SmtpReply> CommitAsync()
     {
         try
@@ -822,6 +832,7 @@ public sealed partial class SmtpSession
         return false;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ReadResult> ReadDataAsync(CancellationToken token)
     {
         try
@@ -895,6 +906,7 @@ public sealed partial class SmtpSession
     }
 
     // The deadline covers the whole line, so a client dribbling one byte at a time is cut off.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<LineStatus> ReadCommandLineAsync()
     {
         if (_stopping.IsCancellationRequested)
@@ -905,7 +917,7 @@ public sealed partial class SmtpSession
         _commandTimer.CancelAfter(_options.CommandTimeout);
         try
         {
-            LineReadStatus status = await _lines.ReadAsync(_input, FlushAsync, _commandTimer.Token).ConfigureAwait(false);
+            LineReadStatus status = await _lines.ReadAsync(_input, _flushBeforeWait, _commandTimer.Token).ConfigureAwait(false);
             _commandTimer.CancelAfter(Timeout.Infinite);
             return status switch
             {

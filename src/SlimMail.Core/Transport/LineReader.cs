@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 
 namespace SlimMail.Transport;
 
@@ -20,6 +21,7 @@ public sealed class LineReader
     public ReadOnlySpan<byte> Line => _line.AsSpan(0, _length);
 
     /// <summary>Reads the next line; <paramref name="flush"/> runs before waiting on the network.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<LineReadStatus> ReadAsync(PipeReader input, Func<CancellationToken, ValueTask> flush, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(input);
