@@ -4,9 +4,8 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.Logging.Abstractions;
-using SlimMail.Delivery;
 using SlimMail.Smtp;
-using SlimMail.Transport;
+using SlimMail.Tests.Core.Harness;
 
 namespace SlimMail.Benchmarks;
 
@@ -38,7 +37,7 @@ public class SmtpSessionRoundTrip
         }
 
         _message = System.Text.Encoding.ASCII.GetBytes(body.Append(".\r\n").ToString());
-        var connection = new MemoryConnection(_toServer, _toClient);
+        var connection = new PipeConnection(_toServer, _toClient, new IPEndPoint(IPAddress.Parse("192.0.2.10"), 40000));
         var info = new SmtpSessionInfo(connection.RemoteEndPoint, connection.LocalEndPoint, ListenerRole.Mx);
         var session = new SmtpSession(connection, info, new SmtpServerOptions { Hostname = "mx.test" }, new DiscardingHandler(),
             NullLogger.Instance, CancellationToken.None, CancellationToken.None);
@@ -109,42 +108,5 @@ public class SmtpSessionRoundTrip
 
             _toClient.Reader.AdvanceTo(buffer.Start, buffer.End);
         }
-    }
-
-    private sealed class MemoryConnection(Pipe toServer, Pipe toClient) : TransportConnection
-    {
-        public override PipeReader Input { get; } = toServer.Reader;
-
-        public override PipeWriter Output { get; } = toClient.Writer;
-
-        public override IPEndPoint RemoteEndPoint { get; } = new(IPAddress.Parse("192.0.2.10"), 40000);
-
-        public override IPEndPoint LocalEndPoint { get; } = new(IPAddress.Loopback, 25);
-
-        public override void Abort() => Input.CancelPendingRead();
-
-        public override async ValueTask DisposeAsync()
-        {
-            await Input.CompleteAsync();
-            await Output.CompleteAsync();
-        }
-    }
-
-    // Accepts every recipient and forgets the message: the session's own costs, no store's.
-    private sealed class DiscardingHandler : IMessageHandler, IMessageTransaction
-    {
-        public long MaxMessageSize => 0;
-
-        public ValueTask<TransactionStart> BeginAsync(MailTransactionContext context, CancellationToken cancellationToken) =>
-            ValueTask.FromResult(TransactionStart.Accept(this));
-
-        public ValueTask<SmtpReply> AddRecipientAsync(MailAddress recipient, CancellationToken cancellationToken) =>
-            ValueTask.FromResult(SmtpReplies.RecipientOk);
-
-        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) => default;
-
-        public ValueTask<SmtpReply> CommitAsync(CancellationToken cancellationToken) => ValueTask.FromResult(SmtpReplies.Ok);
-
-        public ValueTask DisposeAsync() => default;
     }
 }

@@ -3,7 +3,6 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
-using SlimMail.Delivery;
 using SlimMail.Smtp;
 using SlimMail.Tests.Core.Harness;
 
@@ -139,23 +138,5 @@ public sealed class SessionAllocationTests
                 _toClient.Reader.AdvanceTo(read.Buffer.End);
             }
         }
-    }
-
-    // Accepts every recipient and forgets the message: the session's own allocations, no store's.
-    private sealed class DiscardingHandler : IMessageHandler, IMessageTransaction
-    {
-        public long MaxMessageSize => 0;
-
-        public ValueTask<TransactionStart> BeginAsync(MailTransactionContext context, CancellationToken cancellationToken) =>
-            ValueTask.FromResult(TransactionStart.Accept(this));
-
-        public ValueTask<SmtpReply> AddRecipientAsync(MailAddress recipient, CancellationToken cancellationToken) =>
-            ValueTask.FromResult(SmtpReplies.RecipientOk);
-
-        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) => default;
-
-        public ValueTask<SmtpReply> CommitAsync(CancellationToken cancellationToken) => ValueTask.FromResult(SmtpReplies.Ok);
-
-        public ValueTask DisposeAsync() => default;
     }
 }
