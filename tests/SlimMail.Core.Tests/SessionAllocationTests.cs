@@ -30,8 +30,10 @@ public sealed class SessionAllocationTests
             dialogue.Send("NOOP\r\n"u8);
         }
 
+        // Nothing per command: the smallest per-line object (24 B) would come to 4,800 B. The slack is for a one-off
+        // the runtime may make on this thread (a type load, a tier-up), not for the session.
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        Assert.InRange(allocated, 0, 2_000);
         Assert.Equal(220, dialogue.Replies("250 2.0.0 Ok"));
     }
 
