@@ -21,6 +21,10 @@ public sealed class LineReader
     public ReadOnlySpan<byte> Line => _line.AsSpan(0, _length);
 
     /// <summary>Reads the next line; <paramref name="flush"/> runs before waiting on the network.</summary>
+    /// <remarks>
+    /// A read that waits reuses a pooled state machine rather than allocating one per line, so the returned
+    /// <see cref="ValueTask{TResult}"/> must be awaited exactly once (as any ValueTask should be).
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<LineReadStatus> ReadAsync(PipeReader input, Func<CancellationToken, ValueTask> flush, CancellationToken cancellationToken)
     {
