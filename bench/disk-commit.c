@@ -12,12 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commit-clock.h"
+
 static const char *dir;
 static int per_thread;
 static double t_create, t_fsync, t_link, t_dirfsync;
 static pthread_mutex_t totals = PTHREAD_MUTEX_INITIALIZER;
-
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 
 static void *run(void *arg) {
   long id = (long)arg;

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commit-clock.h"
+
 /* A call that many threads may need at once: each waits for one that started after it asked. */
 typedef struct {
   pthread_mutex_t mu;
@@ -29,16 +31,6 @@ static const char *dir;
 static int per_thread, mode, dirfd_;
 static shared_call file_step = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
 static shared_call directory_step = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
-
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-
-static long long busy_ticks(void) {
-  long long u, ni, s, i, w, q, sq;
-  FILE *f = fopen("/proc/stat", "r");
-  if (!f || fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld", &u, &ni, &s, &i, &w, &q, &sq) != 7) { perror("/proc/stat"); exit(1); }
-  fclose(f);
-  return u + ni + s + q + sq;
-}
 
 static void share(shared_call *c, int use_syncfs) {
   pthread_mutex_lock(&c->mu);

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commit-clock.h"
+
 static const char *dir;
 static int per_thread, mode, journal;
 static long journal_end, appended, synced, fdatasyncs;
@@ -25,16 +27,6 @@ static int syncing;
 static volatile int done;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-
-static long long busy_ticks(void) {
-  long long u, n, s, i, w, q, sq;
-  FILE *f = fopen("/proc/stat", "r");
-  if (!f || fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld", &u, &n, &s, &i, &w, &q, &sq) != 7) { perror("/proc/stat"); exit(1); }
-  fclose(f);
-  return u + n + s + q + sq;
-}
 
 /* Appends a record and returns once an fdatasync that started after the append has finished. */
 static void journal_commit(const char *buf, int len) {

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commit-clock.h"
+
 #define MAXK 256
 #define DIRECTORY_FSYNC 1000000
 
@@ -27,16 +29,6 @@ static int dir_fsync_running;
 static long dir_fsyncs;
 static struct io_uring ring;
 static char buf[1200];
-
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-
-static long long busy_ticks(void) {
-  long long u, ni, s, i, w, q, sq;
-  FILE *f = fopen("/proc/stat", "r");
-  if (!f || fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld", &u, &ni, &s, &i, &w, &q, &sq) != 7) { perror("/proc/stat"); exit(1); }
-  fclose(f);
-  return u + ni + s + q + sq;
-}
 
 static void submit_fsync(int fd, unsigned long long tag) {
   struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
