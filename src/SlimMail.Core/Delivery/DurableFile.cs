@@ -4,36 +4,38 @@ using Microsoft.Win32.SafeHandles;
 namespace SlimMail.Delivery;
 
 /// <summary>
-/// A file that gets its name only once its bytes are on disk: written through a pooled 64 KB buffer with bare
-/// pwrite(2)s (a small file in one write), fsync'd, then published — linked into place from an unnamed file
-/// (O_TMPFILE, created in the directory it will be named in) where Linux allows it, else renamed from a
-/// temporary path. An unnamed file leaves nothing behind if the process dies; nothing is ever half-visible.
-/// The caller fsyncs the directory afterwards (<see cref="DirectorySync"/>), so that many files share one.
-/// The file is created at the first write that reaches the disk, so a small one costs its system calls where
-/// <see cref="FlushToDisk"/> runs (a disk thread) and none while it is received.
+/// A file that gets its name only once its bytes are on disk: written under a temporary name through a pooled
+/// 64 KB buffer with bare pwrite(2)s (a small file in one write), fsync'd, then renamed into place; nothing is
+/// ever half-visible. The caller fsyncs the directory afterwards (<see cref="DirectorySync"/>), so that many
+/// files share one. The file is created at the first write that reaches the disk, so a small one costs its
+/// system calls where <see cref="FlushToDisk"/> runs (a disk thread) and none while it is received.
 /// </summary>
+/// <remarks>
+/// Not an unnamed file (O_TMPFILE) linked into place, though that is one directory entry less: its inode is
+/// on disk with a link count of 0 when it is fsync'd, and the link that raises it to 1 is made durable by the
+/// directory's fsync only where the file system journals the two together. On ext4 without a journal the inode
+/// stays at 0 on disk until writeback (~30 s), and e2fsck after a power loss in that window deletes the file and
+/// clears its directory entry: an acknowledged message lost. A file created with a name has a link count of 1
+/// when it is fsync'd, whatever later renames do.
+/// </remarks>
 internal sealed class DurableFile : IDisposable
 {
     private const int BufferSize = 64 * 1024;
 
-    private readonly string? _directory;
     private readonly string _temporaryPath;
     private readonly UnixFileMode _mode;
     private readonly (int Uid, int Gid)? _owner;
     private SafeFileHandle? _file;
-    private bool _temporary; // created as the named temporary file rather than unnamed
     private byte[]? _buffer;
     private int _buffered;
     private long _offset;
     private bool _published;
 
-    /// <param name="directory">Where the file will be named: created unnamed there when possible; null to always write <paramref name="temporaryPath"/> (a file that will replace another by rename).</param>
-    /// <param name="temporaryPath">The named file to write instead (Maildir's <c>tmp/</c>), renamed into place.</param>
+    /// <param name="temporaryPath">The name to write under (Maildir's <c>tmp/</c>), renamed into place; on the file system of the final name.</param>
     /// <param name="mode">The file's mode, set exactly (not through the umask) before any byte is written.</param>
     /// <param name="owner">Owner to give the file when running as root.</param>
-    public DurableFile(string? directory, string temporaryPath, UnixFileMode mode, (int Uid, int Gid)? owner = null)
+    public DurableFile(string temporaryPath, UnixFileMode mode, (int Uid, int Gid)? owner = null)
     {
-        _directory = directory;
         _temporaryPath = temporaryPath;
         _mode = mode;
         _owner = owner;
@@ -74,36 +76,26 @@ internal sealed class DurableFile : IDisposable
     /// Gives the file a second name before <see cref="TryPublish"/> (the same message for another Maildir);
     /// false when the platform or the file systems do not allow a hard link.
     /// </summary>
-    public bool TryLinkAlso(string path) =>
-        _temporary ? Posix.TryLink(_temporaryPath, path) : Posix.LinkOpenFile(Handle, path);
+    public bool TryLinkAlso(string path)
+    {
+        _ = Handle; // a file nothing was written to yet exists from here on
+        return Posix.TryLink(_temporaryPath, path);
+    }
 
     /// <summary>
-    /// Names the file <paramref name="path"/> and closes it; false (and the file left unnamed) when the name exists,
-    /// unless <paramref name="replace"/>: then a temporary file is renamed over it (an unnamed one cannot replace).
+    /// Renames the file to <paramref name="path"/> and closes it; false (and the file left where it is) when the name
+    /// exists, unless <paramref name="replace"/>.
     /// </summary>
     public bool TryPublish(string path, bool replace = false)
     {
         SafeFileHandle file = Handle;
-        if (!_temporary)
+        if (replace)
         {
-            if (replace)
-            {
-                throw new InvalidOperationException("an unnamed file cannot replace another: create it without a directory");
-            }
-
-            if (!Posix.LinkOpenFile(file, path))
-            {
-                return false;
-            }
+            File.Move(_temporaryPath, path, overwrite: true);
         }
-        else
+        else if (!Posix.TryRenameNoReplace(_temporaryPath, path))
         {
-            if (!replace && File.Exists(path))
-            {
-                return false;
-            }
-
-            File.Move(_temporaryPath, path, overwrite: replace);
+            return false;
         }
 
         _published = true;
@@ -112,12 +104,13 @@ internal sealed class DurableFile : IDisposable
         return true;
     }
 
-    /// <summary>Closes the file; one never published is removed (an unnamed one vanishes by itself).</summary>
+    /// <summary>Closes the file; one never published is removed.</summary>
     public void Dispose()
     {
+        bool created = _file is not null;
         _file?.Dispose();
         _file = null;
-        if (!_published && _temporary)
+        if (!_published && created)
         {
             try
             {
@@ -149,13 +142,7 @@ internal sealed class DurableFile : IDisposable
 
     private SafeFileHandle Create()
     {
-        SafeFileHandle? handle = _directory is null ? null : Posix.TryOpenUnnamed(_directory, _mode);
-        if (handle is null)
-        {
-            _temporary = true;
-            handle = File.OpenHandle(_temporaryPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
-        }
-
+        SafeFileHandle handle = Posix.CreateNew(_temporaryPath, _mode);
         _file = handle;
         if (!OperatingSystem.IsWindows())
         {

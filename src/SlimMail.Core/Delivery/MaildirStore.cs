@@ -7,9 +7,8 @@ using Microsoft.Win32.SafeHandles;
 namespace SlimMail.Delivery;
 
 /// <summary>
-/// Delivers into Maildirs (https://cr.yp.to/proto/maildir.html) durably: write the file (unnamed in
-/// <c>new/</c> on Linux, else in <c>tmp/</c>), fsync it, link (or rename) it into <c>new/</c>, fsync the
-/// directory; only then is the message reported delivered.
+/// Delivers into Maildirs (https://cr.yp.to/proto/maildir.html) durably: write the file in <c>tmp/</c>,
+/// fsync it, rename it into <c>new/</c>, fsync the directory; only then is the message reported delivered.
 /// Line endings become LF as Postfix and Dovecot store them. One message for several users is written
 /// once and hard-linked where the users' files would be identical.
 /// </summary>
@@ -145,14 +144,9 @@ public sealed class MaildirStore : IDeliveryAgent
             return default;
         }
 
-        /// <summary>
-        /// The message file: unnamed inside <c>new/</c> where Linux allows it, so that nothing is ever
-        /// half-visible and a crash leaves no <c>tmp/</c> debris — and one directory entry per message, not a
-        /// create in <c>tmp/</c> and a rename across directories (which serialises on the file system's rename
-        /// lock). Otherwise in <c>tmp/</c>, as the Maildir convention says.
-        /// </summary>
+        /// <summary>The message file, written in <c>tmp/</c> (see <see cref="DurableFile"/> for why not unnamed).</summary>
         private static DurableFile NewFile(MaildirMailbox mailbox, string uniqueName) =>
-            new(mailbox.New, Path.Combine(mailbox.Tmp, uniqueName), mailbox.FileMode, mailbox.Owner);
+            new(Path.Combine(mailbox.Tmp, uniqueName), mailbox.FileMode, mailbox.Owner);
 
         private void CopyInto(SafeFileHandle source, MaildirMailbox other, string finalPath)
         {

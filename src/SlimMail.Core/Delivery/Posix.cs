@@ -1,11 +1,10 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace SlimMail.Delivery;
 
 /// <summary>
-/// The few POSIX calls .NET does not expose: fsync of a directory, hard links, unnamed files, ownership.
+/// The few POSIX calls .NET does not expose: fsync of a directory, hard links, renames that never replace, ownership.
 /// On other systems they degrade to what the platform offers (no directory fsync, copies for links).
 /// </summary>
 internal static partial class Posix
@@ -13,25 +12,20 @@ internal static partial class Posix
     private const int ORdOnly = 0;
     private const int ORdWr = 2;
     private const int OCloExec = 0x80000;
-    private const int OTmpFileFlag = 0x400000; // __O_TMPFILE; O_TMPFILE is it with O_DIRECTORY
+    private const int OCreat = 0x40;
+    private const int OExcl = 0x80;
     private const int AtFdCwd = -100;
-    private const int AtSymlinkFollow = 0x400;
-    private const int AtEmptyPath = 0x1000;
-    private const int ENoEnt = 2;
+    private const int RenameNoReplace = 1;
     private const int EExist = 17;
     private const int EIntr = 4;
-    private const int EIsDir = 21;
     private const int EInval = 22;
-    private const int EOpNotSupp = 95;
+    private const int ENoSys = 38;
 
     // O_DIRECTORY differs between architectures: 0200000 on x86-64, 040000 on arm64 (and arm).
     private static readonly int ODirectory =
         RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x4000 : 0x10000;
 
-    private static volatile bool _tmpFileUnsupported = !OperatingSystem.IsLinux()
-        || RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64);
-
-    private static volatile bool _emptyPathLinkUnsupported;
+    private static volatile bool _noReplaceUnsupported;
 
     public static bool IsLinux { get; } = OperatingSystem.IsLinux();
 
@@ -45,7 +39,7 @@ internal static partial class Posix
         }
     }
 
-    /// <summary>Creates a hard link; false when the platform or the file systems do not allow it.</summary>
+    /// <summary>Creates a hard link; false when the platform or the file systems do not allow it, or the name exists.</summary>
     public static bool TryLink(string existing, string newPath)
     {
         if (!IsLinux)
@@ -57,77 +51,58 @@ internal static partial class Posix
     }
 
     /// <summary>
-    /// Opens an unnamed file in <paramref name="directory"/> (Linux's O_TMPFILE), readable and writable, with
-    /// <paramref name="mode"/> before the umask. It has no name until <see cref="LinkOpenFile"/> gives it one, and
-    /// vanishes if the process dies first. Null when the kernel or the file system cannot (callers then write
-    /// in a temporary file and rename it).
+    /// Creates <paramref name="path"/>, which must not exist, readable and writable, with <paramref name="mode"/>
+    /// before the umask. On Linux a bare open(2): File.OpenHandle adds an fstat and an flock.
     /// </summary>
-    public static SafeFileHandle? TryOpenUnnamed(string directory, UnixFileMode mode)
+    public static SafeFileHandle CreateNew(string path, UnixFileMode mode)
     {
-        if (_tmpFileUnsupported)
+        if (!IsLinux)
         {
-            return null;
+            return File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
         }
 
-        int fd = OpenMode(directory, OTmpFileFlag | ODirectory | ORdWr | OCloExec, (int)mode);
-        if (fd >= 0)
-        {
-            return new SafeFileHandle(fd, ownsHandle: true);
-        }
-
-        int errno = Marshal.GetLastPInvokeError();
-        if (errno is EOpNotSupp or EIsDir or EInval)
-        {
-            _tmpFileUnsupported = true;
-            return null;
-        }
-
-        throw new IOException($"open(O_TMPFILE in {directory}) failed: errno {errno}");
+        int fd = OpenMode(path, OCreat | OExcl | ORdWr | OCloExec, (int)mode);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true)
+            : throw new IOException($"open({path}) failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
-    /// <summary>Gives a file opened by <see cref="TryOpenUnnamed"/> the name <paramref name="path"/>; false if the name exists.</summary>
-    public static bool LinkOpenFile(SafeFileHandle file, string path)
+    /// <summary>
+    /// Renames <paramref name="from"/> to <paramref name="to"/> unless <paramref name="to"/> exists (false then):
+    /// one renameat2(RENAME_NOREPLACE) on Linux, else a hard link and an unlink, as File.Move does.
+    /// </summary>
+    public static bool TryRenameNoReplace(string from, string to)
     {
-        // linkat(fd, "", AT_EMPTY_PATH) names the file without a path walk; Linux allows it to the user who opened
-        // the file since 6.10 (before that only with CAP_DAC_READ_SEARCH, and it fails with ENOENT). The
-        // /proc/self/fd link works on older kernels for every user, but needs /proc and walks four path components.
-        if (!_emptyPathLinkUnsupported)
+        if (IsLinux && !_noReplaceUnsupported)
         {
-            if (LinkAtFd(file, string.Empty, AtFdCwd, path, AtEmptyPath) == 0)
+            if (RenameAt2(AtFdCwd, from, AtFdCwd, to, RenameNoReplace) == 0)
             {
                 return true;
             }
 
             int errno = Marshal.GetLastPInvokeError();
-            if (errno != ENoEnt)
+            if (errno == EExist)
             {
-                return LinkFailed(errno, path);
+                return false;
             }
 
-            // ENOENT is also what a missing target directory gives: only a /proc link that then works shows
-            // that the kernel refused the empty path.
-            bool linked = LinkThroughProc(file, path);
-            _emptyPathLinkUnsupported = true;
-            return linked;
+            if (errno is not (EInval or ENoSys))
+            {
+                throw new IOException($"rename({from}, {to}) failed: errno {errno}");
+            }
+
+            _noReplaceUnsupported = true; // a file system without the flag
         }
 
-        return LinkThroughProc(file, path);
-    }
-
-    private static bool LinkThroughProc(SafeFileHandle file, string path)
-    {
-        string source = string.Create(CultureInfo.InvariantCulture, $"/proc/self/fd/{file.DangerousGetHandle()}");
-        if (LinkAt(AtFdCwd, source, AtFdCwd, path, AtSymlinkFollow) == 0)
+        try
         {
+            File.Move(from, to, overwrite: false);
             return true;
         }
-
-        return LinkFailed(Marshal.GetLastPInvokeError(), path);
+        catch (IOException) when (File.Exists(to))
+        {
+            return false;
+        }
     }
-
-    // A name that exists is an answer (false); anything else an error.
-    private static bool LinkFailed(int errno, string path) =>
-        errno == EExist ? false : throw new IOException($"linkat({path}) failed: errno {errno}");
 
     /// <summary>Opens a file for reading with open(2) alone on Linux (FileStream adds fstat, flock and fadvise).</summary>
     public static SafeFileHandle OpenForReading(string path)
@@ -326,11 +301,8 @@ internal static partial class Posix
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenMode(string path, int flags, int mode);
 
-    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int LinkAt(int oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
-
-    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int LinkAtFd(SafeFileHandle oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
+    [LibraryImport("libc", EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameAt2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
 
     [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
     private static partial nint PRead(SafeFileHandle fd, ref byte buffer, nint count, long offset);

@@ -11,9 +11,8 @@ namespace SlimMail.Relay.Queue;
 /// <summary>
 /// The durable outbound queue under <c>&lt;DataDirectory&gt;/queue/</c>. A queued message is one file,
 /// <c>ID.msg</c>: the message as it will be sent (CRLF, the <c>Received:</c> header first), then its envelope
-/// as it was accepted (JSON) and a footer giving the envelope's length. It is written unnamed in the queue
-/// directory where Linux allows it (else in <c>tmp/</c>), fsync'd, named, and the directory fsync'd (one fsync
-/// for every message named meanwhile) before the client hears <c>250</c>: one file and one file fsync per
+/// as it was accepted (JSON) and a footer giving the envelope's length. It is written in <c>tmp/</c>, fsync'd,
+/// renamed into the queue directory, and the directory fsync'd (one fsync for every message named meanwhile) before the client hears <c>250</c>: one file and one file fsync per
 /// message. Once an attempt changes a recipient's state the envelope is rewritten beside it, <c>ID.env</c>
 /// (temporary file, fsync, rename, directory fsync), and that file wins over the one inside <c>ID.msg</c>.
 /// Removal takes <c>ID.msg</c> first, so an <c>ID.env</c> alone is what a crash left of a finished message.
@@ -182,7 +181,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         }
 
         string tmp = Path.Combine(_tmp, envelope.Id + ".env." + Environment.CurrentManagedThreadId.ToString(CultureInfo.InvariantCulture));
-        using (var file = new DurableFile(directory: null, tmp, FileMode))
+        using (var file = new DurableFile(tmp, FileMode))
         {
             file.Append(JsonSerializer.SerializeToUtf8Bytes(envelope, QueueJsonContext.Default.QueueEnvelope));
             file.FlushToDisk();
@@ -326,7 +325,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             _sender = sender;
             _recipients = recipients;
             _smtpUtf8 = smtpUtf8;
-            _file = new DurableFile(queue.Directory, Path.Combine(queue._tmp, id + ".msg"), FileMode);
+            _file = new DurableFile(Path.Combine(queue._tmp, id + ".msg"), FileMode);
         }
 
         public string Id { get; }
