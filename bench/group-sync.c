@@ -1,13 +1,18 @@
-/* Group commit with syncfs(2) instead of a file fsync per message (docs/benchmarks.md, "Commit designs measured in
- * C"). N messages of 1.2 KB on THREADS threads, in DIR; each message is created unnamed (O_TMPFILE), written, made
- * durable, linked into DIR, and the link made durable:
- *   MODE 0: file fsync, directory fsync, each thread on its own;
- *   MODE 1: file fsync; the directory fsync shared: one at a time, covering every link made before it started
- *           (what SlimMail does);
+/* Commit designs for a Maildir message (docs/benchmarks.md, "Commit designs measured in C"). N messages of 1.2 KB
+ * on THREADS threads, named into DIR. Modes 0-3 and 5-7 create each message unnamed (O_TMPFILE in DIR) and link it:
+ *   MODE 0: file fsync, link, directory fsync, each thread on its own;
+ *   MODE 1: file fsync, link; the directory fsync shared: one at a time, covering every link made before it
+ *           started (SlimMail until 2026-12-06: the link count the link sets is not made durable by either fsync
+ *           on a file system without a journal);
  *   MODE 2: both steps by a shared syncfs of the whole file system (one at a time, as above);
- *   MODE 3: the file step by a shared syncfs, the directory step by a shared directory fsync.
+ *   MODE 3: the file step by a shared syncfs, the directory step by a shared directory fsync;
+ *   MODE 4: created with a name in DIR.tmp (which must exist), file fsync, rename into DIR, shared directory fsync
+ *           (SlimMail since 2026-12-06, the sequence SPEC.md gives);
+ *   MODE 5: link first, then the file fsync and the shared directory fsync (visible before its bytes are durable);
+ *   MODE 6: file fsync, link, the file fsync'd again (writes the new link count), shared directory fsync;
+ *   MODE 7: file fsync, link, and a shared syncfs as the directory step (writes every dirty inode).
  * Prints files/s, the whole machine's CPU per message (/proc/stat) and messages per shared call.
- * Usage: gcc -O2 -pthread -o group bench/group-sync.c && ./group DIR N THREADS MODE  (a new DIR each run) */
+ * Usage: gcc -O2 -pthread -o group bench/group-sync.c && mkdir D D.tmp && ./group D N THREADS MODE  (new D each run) */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -55,26 +60,31 @@ static void share(shared_call *c, int use_syncfs) {
 
 static void *run(void *arg) {
   long id = (long)arg;
-  char buf[1200], proc[64], name[4096];
+  char buf[1200], proc[64], name[4096], temporary[4096];
   memset(buf, 'x', sizeof buf);
   int own_dirfd = open(dir, O_RDONLY | O_DIRECTORY);
   for (int i = 0; i < per_thread; i++) {
-    int fd = open(dir, O_TMPFILE | O_RDWR, 0600);
-    if (fd < 0) { perror("open O_TMPFILE"); exit(1); }
-    if (pwrite(fd, buf, sizeof buf, 0) != sizeof buf) { perror("pwrite"); exit(1); }
-    if (mode <= 1) fsync(fd); else share(&file_step, 1);
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     snprintf(name, sizeof name, "%s/m%d.%ld.%d", dir, getpid(), id, i);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) != 0) { perror("linkat"); exit(1); }
+    snprintf(temporary, sizeof temporary, "%s.tmp/m%d.%ld.%d", dir, getpid(), id, i);
+    int fd = mode == 4 ? open(temporary, O_CREAT | O_EXCL | O_RDWR, 0600) : open(dir, O_TMPFILE | O_RDWR, 0600);
+    if (fd < 0) { perror(mode == 4 ? temporary : "open O_TMPFILE"); exit(1); }
+    if (pwrite(fd, buf, sizeof buf, 0) != sizeof buf) { perror("pwrite"); exit(1); }
+    if (mode == 2 || mode == 3) share(&file_step, 1); else if (mode != 5) fsync(fd);
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (mode == 4 ? rename(temporary, name) != 0 : linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) != 0) {
+      perror(name);
+      exit(1);
+    }
+    if (mode == 5 || mode == 6) fsync(fd);
     close(fd);
-    if (mode == 0) fsync(own_dirfd); else share(&directory_step, mode == 2);
+    if (mode == 0) fsync(own_dirfd); else share(&directory_step, mode == 2 || mode == 7);
   }
   close(own_dirfd);
   return NULL;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-3)\n", argv[0]); return 2; }
+  if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-7)\n", argv[0]); return 2; }
   dir = argv[1];
   int n = atoi(argv[2]), threads = atoi(argv[3]);
   mode = atoi(argv[4]);
