@@ -16,8 +16,9 @@ ensure_smtp_tools
 W=$(mktemp -d)
 chmod 755 "$W"
 PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$W"; }
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$W"; settle_file_system; }
 trap cleanup EXIT
+settle_file_system
 dotnet build bench/SlimMail.Load -c Release -nologo -v quiet -o "$W/load" >/dev/null
 LOAD="$W/load/slimmail-load"
 

@@ -25,6 +25,18 @@ prepare_shipped_build() {
   LOAD="$1/load/slimmail-load"
 }
 
+# Deleting many files slows the next creates for minutes on ext4 without a journal: each inode allocation skips
+# every free inode deleted in the last 60 s (360 s while its inode-table block is dirty), reading the cached
+# inode-table blocks to find out (recently_deleted()). Right after removing 744,000 files a durable create loop ran at
+# 1,939-2,871 files/s at 610-910 µs of CPU per file instead of ~11,000 at ~150 (`bench/group-sync.c`, 32 threads), and a
+# profile of SlimMail put a quarter of its CPU there. A block that is not cached counts as written out: writing
+# everything and dropping the clean caches ends it at once. settle_file_system does that (as root; it drops every
+# clean cache of the machine), at the start of a measuring script and after it removed its files.
+settle_file_system() {
+  sync
+  if [ -w /proc/sys/vm/drop_caches ]; then echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; fi
+}
+
 # CPU time (user + system, in clock ticks) of process $1 and of its children it has reaped.
 cpu_ticks() { awk '{print $14 + $15 + $16 + $17}' /proc/"$1"/stat; }
 # Microseconds of CPU per message between two cpu_ticks readings: ticks_to_us_per TICKS COUNT

@@ -19,8 +19,10 @@ cleanup() {
   [ -n "${SLIM_PID:-}" ] && kill "$SLIM_PID" 2>/dev/null || true
   wait 2>/dev/null || true   # the server may still be writing into $WORK
   rm -rf "$WORK"
+  settle_file_system
 }
 trap cleanup EXIT
+settle_file_system
 relay_config "$WORK/data" "$SLIM_PORT" "$SINK_PORT" > "$WORK/slimmail.json"
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK_PORT 1024 >/dev/null 2>&1 & SINK_PID=$!
 dotnet "$DLL" serve --config "$WORK/slimmail.json" >"$WORK/log" 2>&1 & SLIM_PID=$!

@@ -15,8 +15,9 @@ ensure_smtp_tools
 command -v /usr/sbin/dovecot >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-pop3d >/dev/null
 W=$(mktemp -d)
 chmod 755 "$W"   # Dovecot's auth process runs as its own user and must read the passwd file
-cleanup() { [ -n "${SLIM:-}" ] && kill "$SLIM" 2>/dev/null; [ -f "$W/run/master.pid" ] && kill "$(cat "$W/run/master.pid")" 2>/dev/null; rm -rf "$W"; }
+cleanup() { [ -n "${SLIM:-}" ] && kill "$SLIM" 2>/dev/null; [ -f "$W/run/master.pid" ] && kill "$(cat "$W/run/master.pid")" 2>/dev/null; rm -rf "$W"; settle_file_system; }
 trap cleanup EXIT
+settle_file_system
 
 prepare_shipped_build "$W"
 PASSWORD=bench-password

@@ -14,6 +14,7 @@ ensure_smtp_tools
 W=$(mktemp -d /var/tmp/slimmail-queue-ab.XXXXXX)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+settle_file_system
 
 start() { # NAME DIST PORT
   mkdir -p "$W/$1"

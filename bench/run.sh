@@ -37,8 +37,10 @@ cleanup() {
   [ -n "${SLIM_PID:-}" ] && kill "$SLIM_PID" 2>/dev/null
   stop_postfix_virtual "$WORK/postfix"
   rm -rf "$WORK"
+  settle_file_system
 }
 trap cleanup EXIT
+settle_file_system
 
 echo "building SlimMail (deploy/publish.sh) and the load client..." >&2
 prepare_shipped_build "$WORK"
