@@ -178,4 +178,23 @@ public sealed class MaildirStoreTests : IDisposable
         Assert.Empty(Directory.GetFiles(mailbox.New));
         Assert.Empty(Directory.GetFiles(mailbox.Tmp));
     }
+
+    [Fact]
+    public async Task Files_left_in_tmp_for_more_than_36_hours_are_removed_at_the_first_delivery_and_younger_ones_kept()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "debris"));
+        Directory.CreateDirectory(mailbox.Tmp);
+        string stale = Path.Combine(mailbox.Tmp, "1700000000.M1P9Q1.host");
+        string young = Path.Combine(mailbox.Tmp, "1700000000.M2P9Q2.host");
+        File.WriteAllText(stale, "a writer died here\n");
+        File.WriteAllText(young, "another program is writing this\n");
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - TimeSpan.FromHours(37));
+        File.SetLastWriteTimeUtc(young, DateTime.UtcNow - TimeSpan.FromHours(35));
+
+        var store = new MaildirStore(_ => mailbox);
+        Assert.Equal(DeliveryOutcome.Delivered, await DeliverAsync(store, ["debris"], "x\r\n"));
+
+        Assert.Equal([young], Directory.GetFiles(mailbox.Tmp));
+        Assert.Single(Directory.GetFiles(mailbox.New));
+    }
 }

@@ -37,7 +37,16 @@ public sealed class MaildirMailbox
     /// <summary>The owner given to files and directories when running as root.</summary>
     public (int Uid, int Gid)? Owner { get; }
 
-    /// <summary>Creates <c>cur/ new/ tmp/</c> if they are missing (0700, like Dovecot and Postfix).</summary>
+    /// <summary>
+    /// How old a file in <c>tmp/</c> must be before anyone may delete it, by the Maildir convention: no live writer
+    /// (SlimMail, or another program delivering into the same Maildir) holds one unrenamed that long.
+    /// </summary>
+    public static readonly TimeSpan StaleTemporaryAge = TimeSpan.FromHours(36);
+
+    /// <summary>
+    /// Creates <c>cur/ new/ tmp/</c> if they are missing (0700, like Dovecot and Postfix) and, the first time in
+    /// this process, removes files older than <see cref="StaleTemporaryAge"/> from <c>tmp/</c>.
+    /// </summary>
     public void EnsureCreated()
     {
         if (_created)
@@ -65,6 +74,28 @@ public sealed class MaildirMailbox
             }
         }
 
+        RemoveStaleTemporaryFiles();
         _created = true;
+    }
+
+    // What a writer killed between creating its file and renaming it leaves behind (SlimMail after kill -9 or a
+    // power loss during a commit). Another program's debris goes too: the age makes that safe.
+    private void RemoveStaleTemporaryFiles()
+    {
+        DateTime cutoff = DateTime.UtcNow - StaleTemporaryAge;
+        try
+        {
+            foreach (string file in Directory.EnumerateFiles(Tmp))
+            {
+                if (File.GetLastWriteTimeUtc(file) < cutoff)
+                {
+                    File.Delete(file);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Debris is not worth failing a delivery or a login over.
+        }
     }
 }
