@@ -74,7 +74,18 @@ internal static partial class Posix
     {
         if (IsLinux && !_noReplaceUnsupported)
         {
-            if (RenameAt2(AtFdCwd, from, AtFdCwd, to, RenameNoReplace) == 0)
+            int result;
+            try
+            {
+                result = RenameAt2(AtFdCwd, from, AtFdCwd, to, RenameNoReplace);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                result = -1; // a C library without renameat2 (glibc before 2.28)
+                Marshal.SetLastPInvokeError(ENoSys);
+            }
+
+            if (result == 0)
             {
                 return true;
             }
