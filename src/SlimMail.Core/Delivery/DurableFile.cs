@@ -78,7 +78,7 @@ internal sealed class DurableFile : IDisposable
     /// </summary>
     public bool TryLinkAlso(string path)
     {
-        _ = Handle; // a file nothing was written to yet exists from here on
+        _ = Handle; // creates the file if nothing has reached the disk yet: a link needs it to exist
         return Posix.TryLink(_temporaryPath, path);
     }
 
