@@ -14,6 +14,9 @@ public sealed class MaildirStoreTests : IDisposable
         new SmtpSessionInfo(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1), new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 25), ListenerRole.Local),
         null, false, false, 0);
 
+    // tmp/ and SlimMail's staging directories in it.
+    private static string[] FilesUnder(string directory) => Directory.GetFiles(directory, "*", SearchOption.AllDirectories);
+
     private static DeliveryRecipient[] Recipients(IReadOnlyList<string> users) =>
         users.Select(u => new DeliveryRecipient(u, AddressParser.TryParseMailbox(Encoding.UTF8.GetBytes(u + "@example.test"), out MailAddress? a) ? a! : throw new FormatException())).ToArray();
 
@@ -37,7 +40,7 @@ public sealed class MaildirStoreTests : IDisposable
 
         string file = Assert.Single(Directory.GetFiles(mailbox.New));
         Assert.Equal("Subject: a\n\nbody\nend\n", File.ReadAllText(file));
-        Assert.Empty(Directory.GetFiles(mailbox.Tmp));
+        Assert.Empty(FilesUnder(mailbox.Tmp));
         Assert.Matches(@"^\d+\.M\d+P\d+Q\d+\.[^/]+,S=21,W=25$", Path.GetFileName(file));
         if (!OperatingSystem.IsWindows())
         {
@@ -69,7 +72,7 @@ public sealed class MaildirStoreTests : IDisposable
         foreach (MaildirMailbox box in boxes.Values)
         {
             Assert.Equal("hello\n", File.ReadAllText(Assert.Single(Directory.GetFiles(box.New))));
-            Assert.Empty(Directory.GetFiles(box.Tmp));
+            Assert.Empty(FilesUnder(box.Tmp));
         }
 
         // a and b share an inode (same mode); c has its own mode and so its own copy.
@@ -106,7 +109,7 @@ public sealed class MaildirStoreTests : IDisposable
         }
 
         Assert.Empty(Directory.GetFiles(mailbox.New));
-        Assert.Empty(Directory.GetFiles(mailbox.Tmp));
+        Assert.Empty(FilesUnder(mailbox.Tmp));
     }
 
     [Fact]
@@ -176,7 +179,22 @@ public sealed class MaildirStoreTests : IDisposable
         }
 
         Assert.Empty(Directory.GetFiles(mailbox.New));
-        Assert.Empty(Directory.GetFiles(mailbox.Tmp));
+        Assert.Empty(FilesUnder(mailbox.Tmp));
+    }
+
+    [Fact]
+    public void Successive_messages_take_the_staging_directories_under_tmp_in_turn()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "staged"));
+        mailbox.EnsureCreated();
+        string[] directories = Enumerable.Range(0, 16).Select(_ => mailbox.NextStagingDirectory()).ToArray();
+        Assert.Equal(16, directories.Distinct().Count());
+        Assert.All(directories, d => Assert.Equal(mailbox.Tmp, Path.GetDirectoryName(d)));
+        Assert.All(directories, d => Assert.True(Directory.Exists(d)));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.All(directories, d => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(d)));
+        }
     }
 
     [Fact]
@@ -186,6 +204,10 @@ public sealed class MaildirStoreTests : IDisposable
         Directory.CreateDirectory(mailbox.Tmp);
         string stale = Path.Combine(mailbox.Tmp, "1700000000.M1P9Q1.host");
         string young = Path.Combine(mailbox.Tmp, "1700000000.M2P9Q2.host");
+        string staleStaged = Path.Combine(mailbox.Tmp, ".slimmail-3", "1700000000.M3P9Q3.host");
+        Directory.CreateDirectory(Path.GetDirectoryName(staleStaged)!);
+        File.WriteAllText(staleStaged, "SlimMail was killed here\n");
+        File.SetLastWriteTimeUtc(staleStaged, DateTime.UtcNow - TimeSpan.FromHours(40));
         File.WriteAllText(stale, "a writer died here\n");
         File.WriteAllText(young, "another program is writing this\n");
         File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - TimeSpan.FromHours(37));
@@ -194,7 +216,7 @@ public sealed class MaildirStoreTests : IDisposable
         var store = new MaildirStore(_ => mailbox);
         Assert.Equal(DeliveryOutcome.Delivered, await DeliverAsync(store, ["debris"], "x\r\n"));
 
-        Assert.Equal([young], Directory.GetFiles(mailbox.Tmp));
+        Assert.Equal([young], FilesUnder(mailbox.Tmp));
         Assert.Single(Directory.GetFiles(mailbox.New));
     }
 }

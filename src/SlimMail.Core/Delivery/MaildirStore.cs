@@ -144,9 +144,12 @@ public sealed class MaildirStore : IDeliveryAgent
             return default;
         }
 
-        /// <summary>The message file, written in <c>tmp/</c> (see <see cref="DurableFile"/> for why not unnamed).</summary>
+        /// <summary>
+        /// The message file, written in a staging directory under <c>tmp/</c> (see <see cref="DurableFile"/> for why
+        /// not unnamed, <see cref="MaildirMailbox.NextStagingDirectory"/> for why not in <c>tmp/</c> itself).
+        /// </summary>
         private static DurableFile NewFile(MaildirMailbox mailbox, string uniqueName) =>
-            new(Path.Combine(mailbox.Tmp, uniqueName), mailbox.FileMode, mailbox.Owner);
+            new(Path.Combine(mailbox.NextStagingDirectory(), uniqueName), mailbox.FileMode, mailbox.Owner);
 
         private void CopyInto(SafeFileHandle source, MaildirMailbox other, string finalPath)
         {
