@@ -10,7 +10,10 @@
  *           (SlimMail since 2026-12-06, the sequence SPEC.md gives);
  *   MODE 5: link first, then the file fsync and the shared directory fsync (visible before its bytes are durable);
  *   MODE 6: file fsync, link, the file fsync'd again (writes the new link count), shared directory fsync;
- *   MODE 7: file fsync, link, and a shared syncfs as the directory step (writes every dirty inode).
+ *   MODE 7: file fsync, link, and a shared syncfs as the directory step (writes every dirty inode);
+ *   MODE 8: as mode 4, each thread creating in DIR.tmp/N (N = thread % 16, made by the program): on ext4 without a
+ *           journal the fsync of a new file also writes its directory, which mode 4's threads all share
+ *           (SlimMail's staging directories, tmp/.slimmail-N).
  * Prints files/s, the whole machine's CPU per message (/proc/stat) and messages per shared call.
  * Usage: gcc -O2 -pthread -o group bench/group-sync.c && mkdir D D.tmp && ./group D N THREADS MODE  (new D each run) */
 #define _GNU_SOURCE
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "commit-clock.h"
 
@@ -65,13 +69,14 @@ static void *run(void *arg) {
   int own_dirfd = open(dir, O_RDONLY | O_DIRECTORY);
   for (int i = 0; i < per_thread; i++) {
     snprintf(name, sizeof name, "%s/m%d.%ld.%d", dir, getpid(), id, i);
-    snprintf(temporary, sizeof temporary, "%s.tmp/m%d.%ld.%d", dir, getpid(), id, i);
-    int fd = mode == 4 ? open(temporary, O_CREAT | O_EXCL | O_RDWR, 0600) : open(dir, O_TMPFILE | O_RDWR, 0600);
-    if (fd < 0) { perror(mode == 4 ? temporary : "open O_TMPFILE"); exit(1); }
+    if (mode == 8) snprintf(temporary, sizeof temporary, "%s.tmp/%ld/m%d.%ld.%d", dir, id % 16, getpid(), id, i);
+    else snprintf(temporary, sizeof temporary, "%s.tmp/m%d.%ld.%d", dir, getpid(), id, i);
+    int fd = mode == 4 || mode == 8 ? open(temporary, O_CREAT | O_EXCL | O_RDWR, 0600) : open(dir, O_TMPFILE | O_RDWR, 0600);
+    if (fd < 0) { perror(mode == 4 || mode == 8 ? temporary : "open O_TMPFILE"); exit(1); }
     if (pwrite(fd, buf, sizeof buf, 0) != sizeof buf) { perror("pwrite"); exit(1); }
     if (mode == 2 || mode == 3) share(&file_step, 1); else if (mode != 5) fsync(fd);
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    if (mode == 4 ? rename(temporary, name) != 0 : linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) != 0) {
+    if (mode == 4 || mode == 8 ? rename(temporary, name) != 0 : linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) != 0) {
       perror(name);
       exit(1);
     }
@@ -84,13 +89,17 @@ static void *run(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-7)\n", argv[0]); return 2; }
+  if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-8)\n", argv[0]); return 2; }
   dir = argv[1];
   int n = atoi(argv[2]), threads = atoi(argv[3]);
   mode = atoi(argv[4]);
   if (threads < 1 || threads > 256) { fprintf(stderr, "THREADS: 1..256\n"); return 2; }
   per_thread = n / threads;
   n = per_thread * threads;
+  if (mode == 8) {
+    char sub[4096];
+    for (int k = 0; k < 16; k++) { snprintf(sub, sizeof sub, "%s.tmp/%d", dir, k); mkdir(sub, 0700); }
+  }
   dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
   if (dirfd_ < 0) { perror(dir); return 1; }
   pthread_t t[256];
