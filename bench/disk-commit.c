@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "commit-clock.h"
+#include "commit-bench.h"
 
 static const char *dir;
 static int per_thread;
@@ -54,14 +54,11 @@ static void *run(void *arg) {
 int main(int argc, char **argv) {
   if (argc < 3) { fprintf(stderr, "usage: %s DIR N [THREADS]\n", argv[0]); return 2; }
   dir = argv[1];
-  int n = atoi(argv[2]), threads = argc > 3 ? atoi(argv[3]) : 1;
+  int n = atoi(argv[2]), threads = argc > 3 ? thread_count(argv[3]) : 1;
   per_thread = n / threads;
   n = per_thread * threads;
-  pthread_t t[256];
-  if (threads < 1 || threads > 256) { fprintf(stderr, "THREADS: 1..256\n"); return 2; }
   double start = now();
-  for (long i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *)i);
-  for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+  run_on_threads(threads, run);
   double elapsed = now() - start;
   printf("%d files on %d threads in %.2f s: %.0f files/s; per file, us: create+write %.0f, fsync %.0f, link %.0f, directory fsync %.0f\n",
          n, threads, elapsed, n / elapsed, t_create / n * 1e6, t_fsync / n * 1e6, t_link / n * 1e6, t_dirfsync / n * 1e6);

@@ -26,7 +26,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "commit-clock.h"
+#include "commit-bench.h"
 
 /* A call that many threads may need at once: each waits for one that started after it asked. */
 typedef struct {
@@ -91,9 +91,8 @@ static void *run(void *arg) {
 int main(int argc, char **argv) {
   if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-8)\n", argv[0]); return 2; }
   dir = argv[1];
-  int n = atoi(argv[2]), threads = atoi(argv[3]);
+  int n = atoi(argv[2]), threads = thread_count(argv[3]);
   mode = atoi(argv[4]);
-  if (threads < 1 || threads > 256) { fprintf(stderr, "THREADS: 1..256\n"); return 2; }
   per_thread = n / threads;
   n = per_thread * threads;
   if (mode == 8) {
@@ -102,11 +101,9 @@ int main(int argc, char **argv) {
   }
   dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
   if (dirfd_ < 0) { perror(dir); return 1; }
-  pthread_t t[256];
   long long c0 = busy_ticks();
   double start = now();
-  for (long i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *)i);
-  for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+  run_on_threads(threads, run);
   double elapsed = now() - start;
   long long c1 = busy_ticks();
   printf("mode %d, %d threads: %.0f files/s, %.0f us of CPU per message; messages per shared call: file step %.1f, directory step %.1f\n",

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "commit-clock.h"
+#include "commit-bench.h"
 
 static const char *dir;
 static int per_thread, mode, journal;
@@ -82,9 +82,8 @@ static void *run(void *arg) {
 int main(int argc, char **argv) {
   if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0 per-file, 1 journal)\n", argv[0]); return 2; }
   dir = argv[1];
-  int n = atoi(argv[2]), threads = atoi(argv[3]);
+  int n = atoi(argv[2]), threads = thread_count(argv[3]);
   mode = atoi(argv[4]);
-  if (threads < 1 || threads > 256) { fprintf(stderr, "THREADS: 1..256\n"); return 2; }
   per_thread = n / threads;
   n = per_thread * threads;
   if (mode == 1) {
@@ -97,12 +96,11 @@ int main(int argc, char **argv) {
       if (pwrite(journal, zeros, sizeof zeros, off) != sizeof zeros) { perror("preallocate"); return 1; }
     fsync(journal);
   }
-  pthread_t t[256], s;
+  pthread_t s;
   long long c0 = busy_ticks();
   double start = now();
   if (mode == 1) pthread_create(&s, NULL, syncer, NULL);
-  for (long i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *)i);
-  for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+  run_on_threads(threads, run);
   double acked = now() - start;
   if (mode == 1) { int d = open(dir, O_RDONLY | O_DIRECTORY); syncfs(d); close(d); done = 1; pthread_join(s, NULL); }
   double all = now() - start;

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "commit-clock.h"
+#include "commit-bench.h"
 
 #define MAXK 256
 #define DIRECTORY_FSYNC 1000000
