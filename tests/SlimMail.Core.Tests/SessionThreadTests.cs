@@ -42,6 +42,83 @@ public sealed class SessionThreadTests
     }
 
     [Fact]
+    public async Task A_caller_off_the_session_thread_continues_there_even_when_the_call_finished_before_it_waited()
+    {
+        (Socket server, Socket client) = await ConnectedPairAsync();
+        using (client)
+        using (server)
+        {
+            string? afterWrite = null;
+            string? afterRead = null;
+            Task session = SessionThread.Start(async thread =>
+            {
+                using var stream = new ThreadBoundSocketStream(server, thread);
+                await Task.Delay(10).ConfigureAwait(false);
+
+                // The session's thread is idle and the data is there: the call could be over before the await.
+                ValueTask write = stream.WriteAsync("ping"u8.ToArray());
+                Thread.Sleep(100);
+                await write.ConfigureAwait(false);
+                afterWrite = Thread.CurrentThread.Name;
+
+                await Task.Delay(10).ConfigureAwait(false);
+                ValueTask<int> read = stream.ReadAsync(new byte[4]);
+                Thread.Sleep(100);
+                await read.ConfigureAwait(false);
+                afterRead = Thread.CurrentThread.Name;
+            }, "test session");
+
+            var received = new byte[4];
+            Assert.Equal(4, await client.ReceiveAsync(received));
+            await client.SendAsync("pong"u8.ToArray());
+            await session.WaitAsync(TimeSpan.FromSeconds(10));
+
+            Assert.Equal("ping"u8.ToArray(), received);
+            Assert.Equal("test session", afterWrite);
+            Assert.Equal("test session", afterRead);
+        }
+    }
+
+    [Fact]
+    public async Task A_connection_brings_its_session_back_to_the_session_thread_from_wherever_a_pipe_read_ended()
+    {
+        (Socket server, Socket client) = await ConnectedPairAsync();
+        using (client)
+        {
+            string? afterReturn = null;
+            string? nextRead = null;
+            Task session = SessionThread.Start(async thread =>
+            {
+                await using var connection = new SocketConnection(server, thread);
+                await Task.Delay(10).ConfigureAwait(false);
+                // The pipe reader's own await inside may finish before this one is reached: then this continues on
+                // the pool thread that called it.
+                ValueTask<System.IO.Pipelines.ReadResult> pending = connection.Input.ReadAsync();
+                Thread.Sleep(100);
+                System.IO.Pipelines.ReadResult read = await pending.ConfigureAwait(false);
+                connection.Input.AdvanceTo(read.Buffer.End);
+
+                await connection.ReturnToSessionThreadAsync().ConfigureAwait(false);
+                afterReturn = Thread.CurrentThread.Name;
+                await connection.Output.WriteAsync("pong"u8.ToArray()).ConfigureAwait(false);
+                read = await connection.Input.ReadAsync().ConfigureAwait(false);
+                nextRead = Thread.CurrentThread.Name;
+                connection.Input.AdvanceTo(read.Buffer.End);
+            }, "test session");
+
+            await client.SendAsync("ping"u8.ToArray());
+            var reply = new byte[4];
+            Assert.Equal(4, await client.ReceiveAsync(reply));
+            await client.SendAsync("quit"u8.ToArray());
+            await session.WaitAsync(TimeSpan.FromSeconds(10));
+
+            Assert.Equal("pong"u8.ToArray(), reply);
+            Assert.Equal("test session", afterReturn);
+            Assert.Equal("test session", nextRead);
+        }
+    }
+
+    [Fact]
     public async Task A_blocked_read_is_woken_by_its_cancellation_and_the_connection_can_still_send()
     {
         (Socket server, Socket client) = await ConnectedPairAsync();

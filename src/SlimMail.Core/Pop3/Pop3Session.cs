@@ -117,6 +117,7 @@ public sealed partial class Pop3Session
             return false;
         }
 
+        await _connection.ReturnToSessionThreadAsync().ConfigureAwait(false);
         _timer.CancelAfter(_options.CommandTimeout);
         LineReadStatus status;
         try

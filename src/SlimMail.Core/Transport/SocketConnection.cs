@@ -15,6 +15,7 @@ public sealed class SocketConnection : TransportConnection
     private static readonly StreamPipeWriterOptions WriterOptions = new(minimumBufferSize: 4096, leaveOpen: true);
 
     private readonly Socket _socket;
+    private readonly SessionThread? _thread;
     private readonly Stream _stream;
     private readonly StreamPipeReaderOptions _readerOptions;
     private SslStream? _tls;
@@ -33,6 +34,7 @@ public sealed class SocketConnection : TransportConnection
     {
         ArgumentNullException.ThrowIfNull(socket);
         _socket = socket;
+        _thread = thread;
         _socket.NoDelay = true;
         _stream = thread is null ? new NetworkStream(socket, ownsSocket: false) : new ThreadBoundSocketStream(socket, thread);
         _readerOptions = thread is null ? ReaderOptions : ThreadReaderOptions;
@@ -60,6 +62,10 @@ public sealed class SocketConnection : TransportConnection
 
     private PipeReader _input;
     private PipeWriter _output;
+
+    /// <inheritdoc />
+    public override ValueTask ReturnToSessionThreadAsync() =>
+        _thread is null || _thread.IsCurrent ? ValueTask.CompletedTask : SessionThreadCall<bool>.StartIgnoringResult(_thread, static () => true);
 
     /// <inheritdoc />
     public override async Task StartTlsAsync(SslServerAuthenticationOptions options, CancellationToken cancellationToken)

@@ -6,10 +6,12 @@ namespace SlimMail.Transport;
 /// <summary>
 /// A socket stream for a session that has a <see cref="SessionThread"/>: reads and writes block on that thread
 /// (the socket stays in blocking mode: one <c>recv</c> or <c>send</c> per call, no socket engine) and the async
-/// methods return completed tasks there. Called from any other thread, the call is posted to the session's
-/// thread and its task completes there, so the session continues on its own thread. Cancellation shuts the socket
-/// down in the direction that was waiting, which is what wakes a blocked call; a timed-out read leaves the
-/// sending direction open for the goodbye. While fewer session threads run than there are cores, a read polls
+/// methods return completed tasks there. Called from any other thread, the call is made on the session's thread
+/// when the caller awaits it, and the caller continues there. (A stream wrapped around this one, such as a pipe
+/// reader, can still finish on the caller's thread: engines come back with
+/// <see cref="TransportConnection.ReturnToSessionThreadAsync"/>.) Cancellation shuts the socket down in the
+/// direction that was waiting, which is what wakes a blocked call; a timed-out read leaves the sending direction
+/// open for the goodbye. While fewer session threads run than there are cores, a read polls
 /// for up to 50 µs before it blocks, as long as the client keeps answering that quickly.
 /// </summary>
 public sealed class ThreadBoundSocketStream : Stream
@@ -118,40 +120,14 @@ public sealed class ThreadBoundSocketStream : Stream
     // Apart from ReadAsync and WriteAsync: a lambda there would allocate its closure on every call, on the session's
     // thread too, where none is needed.
     private ValueTask<int> ReceiveOnSessionThread(Memory<byte> buffer, CancellationToken cancellationToken) =>
-        new(OnSessionThread(() => Receive(buffer.Span, cancellationToken)));
+        SessionThreadCall<int>.Start(_thread, () => Receive(buffer.Span, cancellationToken));
 
     private ValueTask SendOnSessionThread(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken) =>
-        new(OnSessionThread(() =>
+        SessionThreadCall<bool>.StartIgnoringResult(_thread, () =>
         {
             Send(buffer.Span, cancellationToken);
             return true;
-        }));
-
-    // A call made on another thread: done on the session's thread, where its task completes, so that the caller
-    // continues there. Once the session's thread has let go of the session (only a last dispose can be that late),
-    // done right here.
-    private Task<T> OnSessionThread<T>(Func<T> call)
-    {
-        var result = new TaskCompletionSource<T>();
-        if (!_thread.Post(() => Complete(result, call)))
-        {
-            Complete(result, call);
-        }
-
-        return result.Task;
-    }
-
-    private static void Complete<T>(TaskCompletionSource<T> result, Func<T> call)
-    {
-        try
-        {
-            result.SetResult(call());
-        }
-        catch (Exception e)
-        {
-            result.SetException(e);
-        }
-    }
+        });
 
     private int Receive(Span<byte> buffer, CancellationToken cancellationToken)
     {

@@ -39,6 +39,14 @@ public abstract class TransportConnection : IAsyncDisposable
     public virtual Task StartTlsAsync(System.Net.Security.SslServerAuthenticationOptions options, CancellationToken cancellationToken) =>
         throw new NotSupportedException("This connection cannot start TLS.");
 
+    /// <summary>
+    /// For a session on a thread of its own (<see cref="SessionThread"/>): continues on that thread, wherever the
+    /// awaits before have left the caller. Engines call it before waiting for the next command, so that a password
+    /// check or a mailbox listing that finished on another thread never leaves that thread blocked on the client.
+    /// Completed at once for other connections and on the session's own thread.
+    /// </summary>
+    public virtual ValueTask ReturnToSessionThreadAsync() => ValueTask.CompletedTask;
+
     /// <summary>Ends the connection at once, without a goodbye; pending reads and writes fail.</summary>
     public abstract void Abort();
 
