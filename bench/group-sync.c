@@ -13,7 +13,11 @@
  *   MODE 7: file fsync, link, and a shared syncfs as the directory step (writes every dirty inode);
  *   MODE 8: as mode 4, each thread creating in DIR.tmp/N (N = thread % 16, made by the program): on ext4 without a
  *           journal the fsync of a new file also writes its directory, which mode 4's threads all share
- *           (SlimMail's staging directories, tmp/.slimmail-N).
+ *           (SlimMail's staging directories, tmp/.slimmail-N);
+ *   MODE 9: as mode 8, but each thread takes its files from a pool it refills 16 at a time (create 16, fsync each:
+ *           the first fsync writes the staging directory, the rest find it clean), so that a message's own fsync
+ *           no longer writes a directory (the parent is written only at a new entry's first fsync). The pool's
+ *           creation is timed with the messages.
  * Prints files/s, the whole machine's CPU per message (/proc/stat) and messages per shared call.
  * Usage: gcc -O2 -pthread -o group bench/group-sync.c && mkdir D D.tmp && ./group D N THREADS MODE  (new D each run) */
 #define _GNU_SOURCE
@@ -62,21 +66,41 @@ static void share(shared_call *c, int use_syncfs) {
   pthread_mutex_unlock(&c->mu);
 }
 
+#define POOL 16
+
+/* Mode 9: the next file of this thread's pool, made 16 at a time and fsync'd once each while still empty. */
+static int pooled(long id, int i, char *temporary, size_t size) {
+  static __thread int fds[POOL], left;
+  if (left == 0) {
+    for (int k = 0; k < POOL; k++) {
+      snprintf(temporary, size, "%s.tmp/%ld/m%d.%ld.%d", dir, id % 16, getpid(), id, i + k);
+      if ((fds[k] = open(temporary, O_CREAT | O_EXCL | O_RDWR, 0600)) < 0) { perror(temporary); exit(1); }
+    }
+    for (int k = 0; k < POOL; k++) fsync(fds[k]);
+    left = POOL;
+  }
+  /* Refilled at message i, file k of the pool is named i + k: message i + k takes it. */
+  snprintf(temporary, size, "%s.tmp/%ld/m%d.%ld.%d", dir, id % 16, getpid(), id, i);
+  return fds[POOL - left--];
+}
+
 static void *run(void *arg) {
   long id = (long)arg;
   char buf[1200], proc[64], name[4096], temporary[4096];
   memset(buf, 'x', sizeof buf);
   int own_dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+  int named = mode == 4 || mode == 8 || mode == 9;
   for (int i = 0; i < per_thread; i++) {
     snprintf(name, sizeof name, "%s/m%d.%ld.%d", dir, getpid(), id, i);
     if (mode == 8) snprintf(temporary, sizeof temporary, "%s.tmp/%ld/m%d.%ld.%d", dir, id % 16, getpid(), id, i);
     else snprintf(temporary, sizeof temporary, "%s.tmp/m%d.%ld.%d", dir, getpid(), id, i);
-    int fd = mode == 4 || mode == 8 ? open(temporary, O_CREAT | O_EXCL | O_RDWR, 0600) : open(dir, O_TMPFILE | O_RDWR, 0600);
-    if (fd < 0) { perror(mode == 4 || mode == 8 ? temporary : "open O_TMPFILE"); exit(1); }
+    int fd = mode == 9 ? pooled(id, i, temporary, sizeof temporary)
+        : named ? open(temporary, O_CREAT | O_EXCL | O_RDWR, 0600) : open(dir, O_TMPFILE | O_RDWR, 0600);
+    if (fd < 0) { perror(named ? temporary : "open O_TMPFILE"); exit(1); }
     if (pwrite(fd, buf, sizeof buf, 0) != sizeof buf) { perror("pwrite"); exit(1); }
     if (mode == 2 || mode == 3) share(&file_step, 1); else if (mode != 5) fsync(fd);
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    if (mode == 4 || mode == 8 ? rename(temporary, name) != 0 : linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) != 0) {
+    if (named ? rename(temporary, name) != 0 : linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) != 0) {
       perror(name);
       exit(1);
     }
@@ -89,13 +113,13 @@ static void *run(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-8)\n", argv[0]); return 2; }
+  if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-9)\n", argv[0]); return 2; }
   dir = argv[1];
   int n = atoi(argv[2]), threads = thread_count(argv[3]);
   mode = atoi(argv[4]);
   per_thread = n / threads;
   n = per_thread * threads;
-  if (mode == 8) {
+  if (mode == 8 || mode == 9) {
     char sub[4096];
     for (int k = 0; k < 16; k++) { snprintf(sub, sizeof sub, "%s.tmp/%d", dir, k); mkdir(sub, 0700); }
   }
