@@ -7,8 +7,8 @@ public sealed class MaildirMailbox
     // the file was created in (the parent of a new entry) and waits for writes of it already under way: with every
     // message created in tmp/ itself, 32 commits queue behind one another's writes of tmp/'s block and inode. In
     // one staging subdirectory of tmp/ each (round robin) they do not: the C commit loop with 32 threads
-    // (bench/group-sync.c mode 8 against mode 4) ran at 10,588-13,305 files/s instead of 10,240-11,261. Maildir readers never look
-    // into tmp/, and Dovecot's clean-up of it skips directories.
+    // (bench/group-sync.c mode 8 against mode 4) ran at 10,588-13,305 files/s instead of 10,240-11,261.
+    // Maildir readers never look into tmp/, and Dovecot's clean-up of it skips directories.
     private const int StagingDirectories = 16;
 
     private readonly string[] _staging = new string[StagingDirectories];

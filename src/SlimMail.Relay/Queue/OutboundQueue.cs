@@ -12,9 +12,10 @@ namespace SlimMail.Relay.Queue;
 /// The durable outbound queue under <c>&lt;DataDirectory&gt;/queue/</c>. A queued message is one file,
 /// <c>ID.msg</c>: the message as it will be sent (CRLF, the <c>Received:</c> header first), then its envelope
 /// as it was accepted (JSON) and a footer giving the envelope's length. It is written in <c>tmp/</c>, fsync'd,
-/// renamed into the queue directory, and the directory fsync'd (one fsync for every message named meanwhile) before the client hears <c>250</c>: one file and one file fsync per
-/// message. Once an attempt changes a recipient's state the envelope is rewritten beside it, <c>ID.env</c>
-/// (temporary file, fsync, rename, directory fsync), and that file wins over the one inside <c>ID.msg</c>.
+/// renamed into the queue directory, and the directory fsync'd (one fsync for every message named meanwhile)
+/// before the client hears <c>250</c>: one file and one file fsync per message. Once an attempt changes a
+/// recipient's state the envelope is rewritten beside it, <c>ID.env</c> (temporary file, fsync, rename,
+/// directory fsync), and that file wins over the one inside <c>ID.msg</c>.
 /// Removal takes <c>ID.msg</c> first, so an <c>ID.env</c> alone is what a crash left of a finished message.
 /// (Queues written before the envelope went into <c>ID.msg</c> have an <c>ID.env</c> for every message, and
 /// their bodies were exactly the message.)
