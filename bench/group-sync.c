@@ -18,6 +18,9 @@
  *           the first fsync writes the staging directory, the rest find it clean), so that a message's own fsync
  *           no longer writes a directory (the parent is written only at a new entry's first fsync). The pool's
  *           creation is timed with the messages.
+ *   MODE 10: as mode 8, but a directory fsync does not start until every message that was in its file fsync when
+ *           the batch opened has joined it (larger batches: fewer directory fsyncs per message, each message
+ *           waiting at most for one file fsync of another).
  * Prints files/s, the whole machine's CPU per message (/proc/stat) and messages per shared call.
  * Usage: gcc -O2 -pthread -o group bench/group-sync.c && mkdir D D.tmp && ./group D N THREADS MODE  (new D each run) */
 #define _GNU_SOURCE
@@ -66,6 +69,53 @@ static void share(shared_call *c, int use_syncfs) {
   pthread_mutex_unlock(&c->mu);
 }
 
+/* Mode 10: the directory step waits for the messages whose file step was running when its batch opened. */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  long tickets, inflight, asked, covered, calls;
+  long batch_ticket, batch_outstanding, batch_target; /* the batch gathering; batch_target 0: none */
+  int running;
+} waiting = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static long file_step_starts(void) {
+  pthread_mutex_lock(&waiting.mu);
+  long t = ++waiting.tickets;
+  waiting.inflight++;
+  pthread_mutex_unlock(&waiting.mu);
+  return t;
+}
+
+static void share_waiting(long ticket) {
+  pthread_mutex_lock(&waiting.mu);
+  waiting.inflight--;
+  if (waiting.batch_target == 0) {
+    waiting.batch_ticket = waiting.tickets;
+    waiting.batch_outstanding = waiting.inflight;
+  } else if (ticket <= waiting.batch_ticket) {
+    waiting.batch_outstanding--;
+  }
+  long mine = ++waiting.asked;
+  waiting.batch_target = mine;
+  while (waiting.covered < mine) {
+    if (!waiting.running && waiting.batch_target != 0 && waiting.batch_outstanding <= 0) {
+      waiting.running = 1;
+      long target = waiting.batch_target;
+      waiting.batch_target = 0;
+      pthread_mutex_unlock(&waiting.mu);
+      fsync(dirfd_);
+      pthread_mutex_lock(&waiting.mu);
+      waiting.calls++;
+      waiting.covered = target;
+      waiting.running = 0;
+      pthread_cond_broadcast(&waiting.cv);
+    } else {
+      pthread_cond_wait(&waiting.cv, &waiting.mu);
+    }
+  }
+  pthread_mutex_unlock(&waiting.mu);
+}
+
 #define POOL 16
 
 /* Mode 9: the next file of this thread's pool, made 16 at a time and fsync'd once each while still empty. */
@@ -89,15 +139,16 @@ static void *run(void *arg) {
   char buf[1200], proc[64], name[4096], temporary[4096];
   memset(buf, 'x', sizeof buf);
   int own_dirfd = open(dir, O_RDONLY | O_DIRECTORY);
-  int named = mode == 4 || mode == 8 || mode == 9;
+  int named = mode == 4 || mode == 8 || mode == 9 || mode == 10;
   for (int i = 0; i < per_thread; i++) {
     snprintf(name, sizeof name, "%s/m%d.%ld.%d", dir, getpid(), id, i);
-    if (mode == 8) snprintf(temporary, sizeof temporary, "%s.tmp/%ld/m%d.%ld.%d", dir, id % 16, getpid(), id, i);
+    if (mode == 8 || mode == 10) snprintf(temporary, sizeof temporary, "%s.tmp/%ld/m%d.%ld.%d", dir, id % 16, getpid(), id, i);
     else snprintf(temporary, sizeof temporary, "%s.tmp/m%d.%ld.%d", dir, getpid(), id, i);
     int fd = mode == 9 ? pooled(id, i, temporary, sizeof temporary)
         : named ? open(temporary, O_CREAT | O_EXCL | O_RDWR, 0600) : open(dir, O_TMPFILE | O_RDWR, 0600);
     if (fd < 0) { perror(named ? temporary : "open O_TMPFILE"); exit(1); }
     if (pwrite(fd, buf, sizeof buf, 0) != sizeof buf) { perror("pwrite"); exit(1); }
+    long ticket = mode == 10 ? file_step_starts() : 0;
     if (mode == 2 || mode == 3) share(&file_step, 1); else if (mode != 5) fsync(fd);
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     if (named ? rename(temporary, name) != 0 : linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) != 0) {
@@ -106,20 +157,22 @@ static void *run(void *arg) {
     }
     if (mode == 5 || mode == 6) fsync(fd);
     close(fd);
-    if (mode == 0) fsync(own_dirfd); else share(&directory_step, mode == 2 || mode == 7);
+    if (mode == 0) fsync(own_dirfd);
+    else if (mode == 10) share_waiting(ticket);
+    else share(&directory_step, mode == 2 || mode == 7);
   }
   close(own_dirfd);
   return NULL;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-9)\n", argv[0]); return 2; }
+  if (argc < 5) { fprintf(stderr, "usage: %s DIR N THREADS MODE(0-10)\n", argv[0]); return 2; }
   dir = argv[1];
   int n = atoi(argv[2]), threads = thread_count(argv[3]);
   mode = atoi(argv[4]);
   per_thread = n / threads;
   n = per_thread * threads;
-  if (mode == 8 || mode == 9) {
+  if (mode == 8 || mode == 9 || mode == 10) {
     char sub[4096];
     for (int k = 0; k < 16; k++) { snprintf(sub, sizeof sub, "%s.tmp/%d", dir, k); mkdir(sub, 0700); }
   }
@@ -132,6 +185,7 @@ int main(int argc, char **argv) {
   long long c1 = busy_ticks();
   printf("mode %d, %d threads: %.0f files/s, %.0f us of CPU per message; messages per shared call: file step %.1f, directory step %.1f\n",
          mode, threads, n / elapsed, (c1 - c0) * 1e6 / sysconf(_SC_CLK_TCK) / n,
-         file_step.calls ? (double)n / file_step.calls : 0.0, directory_step.calls ? (double)n / directory_step.calls : 0.0);
+         file_step.calls ? (double)n / file_step.calls : 0.0,
+         directory_step.calls ? (double)n / directory_step.calls : waiting.calls ? (double)n / waiting.calls : 0.0);
   return 0;
 }

@@ -54,4 +54,76 @@ public sealed class DirectorySyncTests
         await OnOwnThread(() => sync.SyncAsync("/x")).Unwrap().WaitAsync(Patience);
         Assert.Equal(3, calls);
     }
+
+    [Fact]
+    public async Task A_batch_that_opens_while_a_commit_is_announced_waits_for_it_and_one_fsync_serves_both()
+    {
+        int calls = 0;
+        var sync = new DirectorySync(_ => Interlocked.Increment(ref calls));
+        DirectorySync.Announcement announced = sync.Announce("/x");
+
+        Task other = await OnOwnThread(() => sync.SyncAsync("/x")).WaitAsync(Patience);
+        await Task.Delay(200);
+        Assert.False(other.IsCompleted);
+        Assert.Equal(0, Volatile.Read(ref calls));
+
+        Task mine = await OnOwnThread(() => sync.SyncAsync(announced)).WaitAsync(Patience);
+        Assert.True(mine.IsCompletedSuccessfully); // the last one awaited runs the fsync on its own thread
+        await other.WaitAsync(Patience);
+        Assert.Equal(1, calls);
+    }
+
+    [Fact]
+    public async Task A_withdrawn_commit_no_longer_holds_back_the_batch_that_waited_for_it()
+    {
+        int calls = 0;
+        var sync = new DirectorySync(_ => Interlocked.Increment(ref calls));
+        DirectorySync.Announcement failed = sync.Announce("/x");
+        Task other = await OnOwnThread(() => sync.SyncAsync("/x")).WaitAsync(Patience);
+        await Task.Delay(100);
+        Assert.False(other.IsCompleted);
+
+        sync.Withdraw(failed);
+        await other.WaitAsync(Patience);
+        Assert.Equal(1, calls);
+    }
+
+    [Fact]
+    public async Task A_commit_announced_after_a_batch_opened_does_not_hold_that_batch_back()
+    {
+        int calls = 0;
+        var gate = new ManualResetEventSlim();
+        var sync = new DirectorySync(_ =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                gate.Wait(Patience);
+            }
+        });
+
+        Task<Task> first = OnOwnThread(() => sync.SyncAsync("/x"));
+        await UntilAsync(() => Volatile.Read(ref calls) == 1);
+        Task second = await OnOwnThread(() => sync.SyncAsync("/x")).WaitAsync(Patience);
+        DirectorySync.Announcement late = sync.Announce("/x");
+        gate.Set();
+
+        await first.Unwrap().WaitAsync(Patience);
+        await second.WaitAsync(Patience);
+        Assert.Equal(2, Volatile.Read(ref calls));
+
+        // The late commit gets an fsync of its own, started after it joined.
+        await OnOwnThread(() => sync.SyncAsync(late)).Unwrap().WaitAsync(Patience);
+        Assert.Equal(3, calls);
+    }
+
+    [Fact]
+    public async Task Announcements_of_one_directory_do_not_hold_back_another()
+    {
+        int calls = 0;
+        var sync = new DirectorySync(_ => Interlocked.Increment(ref calls));
+        DirectorySync.Announcement elsewhere = sync.Announce("/y");
+        await OnOwnThread(() => sync.SyncAsync("/x")).Unwrap().WaitAsync(Patience);
+        Assert.Equal(1, calls);
+        sync.Withdraw(elsewhere);
+    }
 }

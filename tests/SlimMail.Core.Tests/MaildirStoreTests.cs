@@ -151,6 +151,26 @@ public sealed class MaildirStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_commit_that_fails_after_announcing_itself_does_not_hold_back_the_next_message()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "w"));
+        int fsyncs = 0;
+        var store = new MaildirStore(_ => mailbox, new DirectorySync(_ => Interlocked.Increment(ref fsyncs)));
+        await using (IDeliveryWriter failing = await store.BeginAsync(Context(), Recipients(["w"]), default))
+        {
+            await failing.WriteAsync("Subject: lost\r\n\r\nx\r\n"u8.ToArray(), default);
+            Directory.Delete(mailbox.New); // the rename into new/ fails
+            await Assert.ThrowsAnyAsync<IOException>(() => failing.CommitAsync(default).AsTask());
+        }
+
+        Directory.CreateDirectory(mailbox.New);
+        Assert.Equal(DeliveryOutcome.Delivered,
+            await DeliverAsync(store, ["w"], "Subject: kept\r\n\r\nx\r\n").WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Single(Directory.GetFiles(mailbox.New));
+        Assert.Equal(1, fsyncs);
+    }
+
+    [Fact]
     public async Task Pop3_lists_messages_in_arrival_order_even_when_the_microseconds_gain_a_digit()
     {
         var mailbox = new MaildirMailbox(Path.Combine(_root, "order"));

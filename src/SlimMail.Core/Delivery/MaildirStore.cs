@@ -105,27 +105,47 @@ public sealed class MaildirStore : IDeliveryAgent
             Task[] durable = new Task[_targets.Length];
             await BlockingIo.RunAsync(() =>
             {
-                file.FlushToDisk();
-                string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={file.Length},W={_receivedBytes}");
-                MaildirMailbox primary = _targets[0];
-                for (int i = 1; i < _targets.Length; i++)
-                {
-                    MaildirMailbox other = _targets[i];
-                    bool sameFile = other.FileMode == primary.FileMode && other.Owner == primary.Owner;
-                    string otherPath = Path.Combine(other.New, finalName);
-                    if (!sameFile || !file.TryLinkAlso(otherPath))
-                    {
-                        CopyInto(file.Handle, other, otherPath);
-                    }
-                }
-
-                Publish(file, Path.Combine(primary.New, finalName));
-
-                // The links become durable with an fsync of each new/, shared with every message linked meanwhile:
-                // run here if none is running, else joined without holding this disk thread.
+                // Announced before the file's fsync, so that a directory fsync starting meanwhile waits for this
+                // message instead of leaving it to one more fsync of its own (DirectorySync).
+                var announced = new DirectorySync.Announcement[_targets.Length];
                 for (int i = 0; i < _targets.Length; i++)
                 {
-                    durable[i] = _directorySync.SyncAsync(_targets[i].New);
+                    announced[i] = _directorySync.Announce(_targets[i].New);
+                }
+
+                int joined = 0;
+                try
+                {
+                    file.FlushToDisk();
+                    string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={file.Length},W={_receivedBytes}");
+                    MaildirMailbox primary = _targets[0];
+                    for (int i = 1; i < _targets.Length; i++)
+                    {
+                        MaildirMailbox other = _targets[i];
+                        bool sameFile = other.FileMode == primary.FileMode && other.Owner == primary.Owner;
+                        string otherPath = Path.Combine(other.New, finalName);
+                        if (!sameFile || !file.TryLinkAlso(otherPath))
+                        {
+                            CopyInto(file.Handle, other, otherPath);
+                        }
+                    }
+
+                    Publish(file, Path.Combine(primary.New, finalName));
+
+                    // The links become durable with an fsync of each new/, shared with every message linked
+                    // meanwhile: run here if none is running or awaited, else joined without holding this disk thread.
+                    for (; joined < _targets.Length; joined++)
+                    {
+                        durable[joined] = _directorySync.SyncAsync(announced[joined]);
+                    }
+                }
+                finally
+                {
+                    // A failed commit must not keep other messages' directory fsync waiting for it.
+                    for (int i = joined; i < _targets.Length; i++)
+                    {
+                        _directorySync.Withdraw(announced[i]);
+                    }
                 }
             }).ConfigureAwait(false);
 

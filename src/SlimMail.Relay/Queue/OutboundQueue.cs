@@ -356,17 +356,31 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             Task durable = Task.CompletedTask;
             await BlockingIo.RunAsync(() =>
             {
-                file.FlushToDisk();
-                // Ids are unique per process and second, so a name can only be taken after a restart within the
-                // same second: the client is told to try again (451) and gets a new id.
-                if (!file.TryPublish(_queue.BodyPath(Id)))
+                // Announced before the fsync, so that a directory fsync starting meanwhile waits for this message.
+                DirectorySync.Announcement announced = DirectorySync.Shared.Announce(_queue.Directory);
+                bool joined = false;
+                try
                 {
-                    throw new IOException($"queue id {Id} is in use");
-                }
+                    file.FlushToDisk();
+                    // Ids are unique per process and second, so a name can only be taken after a restart within
+                    // the same second: the client is told to try again (451) and gets a new id.
+                    if (!file.TryPublish(_queue.BodyPath(Id)))
+                    {
+                        throw new IOException($"queue id {Id} is in use");
+                    }
 
-                // Durable with one fsync of the queue directory, shared with every message queued meanwhile:
-                // run here if none is running, else joined without holding this disk thread.
-                durable = DirectorySync.Shared.SyncAsync(_queue.Directory);
+                    // Durable with one fsync of the queue directory, shared with every message queued meanwhile:
+                    // run here if none is running or awaited, else joined without holding this disk thread.
+                    durable = DirectorySync.Shared.SyncAsync(announced);
+                    joined = true;
+                }
+                finally
+                {
+                    if (!joined)
+                    {
+                        DirectorySync.Shared.Withdraw(announced);
+                    }
+                }
             }).ConfigureAwait(false);
             await durable.ConfigureAwait(false);
             _queue.Queued?.Invoke(envelope);
