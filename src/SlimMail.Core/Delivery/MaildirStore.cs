@@ -106,9 +106,17 @@ public sealed class MaildirStore : IDeliveryAgent
             await BlockingIo.RunAsync(() =>
             {
                 // Announced before the file's fsync, so that a directory fsync starting meanwhile waits for this
-                // message instead of leaving it to one more fsync of its own (DirectorySync).
-                var announced = new DirectorySync.Announcement[_targets.Length];
-                for (int i = 0; i < _targets.Length; i++)
+                // message instead of leaving it to one more fsync of its own (DirectorySync) — unless a copy for
+                // another user is to be written too: nobody's directory fsync should wait for a large copy.
+                MaildirMailbox primary = _targets[0];
+                bool linksOnly = true;
+                for (int i = 1; i < _targets.Length; i++)
+                {
+                    linksOnly &= SameFile(primary, _targets[i]);
+                }
+
+                DirectorySync.Announcement[]? announced = linksOnly ? new DirectorySync.Announcement[_targets.Length] : null;
+                for (int i = 0; announced is not null && i < _targets.Length; i++)
                 {
                     announced[i] = _directorySync.Announce(_targets[i].New);
                 }
@@ -118,13 +126,11 @@ public sealed class MaildirStore : IDeliveryAgent
                 {
                     file.FlushToDisk();
                     string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={file.Length},W={_receivedBytes}");
-                    MaildirMailbox primary = _targets[0];
                     for (int i = 1; i < _targets.Length; i++)
                     {
                         MaildirMailbox other = _targets[i];
-                        bool sameFile = other.FileMode == primary.FileMode && other.Owner == primary.Owner;
                         string otherPath = Path.Combine(other.New, finalName);
-                        if (!sameFile || !file.TryLinkAlso(otherPath))
+                        if (!SameFile(primary, other) || !file.TryLinkAlso(otherPath))
                         {
                             CopyInto(file.Handle, other, otherPath);
                         }
@@ -136,13 +142,15 @@ public sealed class MaildirStore : IDeliveryAgent
                     // meanwhile: run here if none is running or awaited, else joined without holding this disk thread.
                     for (; joined < _targets.Length; joined++)
                     {
-                        durable[joined] = _directorySync.SyncAsync(announced[joined]);
+                        durable[joined] = announced is null
+                            ? _directorySync.SyncAsync(_targets[joined].New)
+                            : _directorySync.SyncAsync(announced[joined]);
                     }
                 }
                 finally
                 {
                     // A failed commit must not keep other messages' directory fsync waiting for it.
-                    for (int i = joined; i < _targets.Length; i++)
+                    for (int i = joined; announced is not null && i < _targets.Length; i++)
                     {
                         _directorySync.Withdraw(announced[i]);
                     }
@@ -163,6 +171,9 @@ public sealed class MaildirStore : IDeliveryAgent
             _file = null;
             return default;
         }
+
+        // One file can serve both users (a hard link) when it would get the same mode and owner for each.
+        private static bool SameFile(MaildirMailbox a, MaildirMailbox b) => a.FileMode == b.FileMode && a.Owner == b.Owner;
 
         /// <summary>
         /// The message file, written in a staging directory under <c>tmp/</c> (see <see cref="DurableFile"/> for why
