@@ -126,4 +126,57 @@ public sealed class DirectorySyncTests
         Assert.Equal(1, calls);
         sync.Withdraw(elsewhere);
     }
+
+    [Fact]
+    public async Task Under_concurrent_commits_every_joiner_is_served_by_an_fsync_started_after_it_joined_and_none_hangs()
+    {
+        long clock = 0;
+        long lastFinishedStart = 0; // the start time of the latest finished fsync (one runs at a time)
+        int running = 0;
+        var sync = new DirectorySync(_ =>
+        {
+            Assert.Equal(1, Interlocked.Increment(ref running));
+            long start = Interlocked.Increment(ref clock);
+            Thread.SpinWait(2_000);
+            Interlocked.Decrement(ref running);
+            Volatile.Write(ref lastFinishedStart, start);
+        });
+
+        int violations = 0;
+        Task<int>[] committers = Enumerable.Range(0, 16).Select(seed => OnOwnThread(() =>
+        {
+            var random = new Random(seed);
+            var waits = new List<(Task Done, long Joined)>();
+            int withdrawn = 0;
+            for (int i = 0; i < 300; i++)
+            {
+                bool announce = random.Next(4) != 0;
+                DirectorySync.Announcement announced = announce ? sync.Announce("/x") : default;
+                Thread.SpinWait(random.Next(3_000)); // the file's fsync and rename
+                if (announce && random.Next(10) == 0)
+                {
+                    sync.Withdraw(announced);
+                    withdrawn++;
+                    continue;
+                }
+
+                long joined = Interlocked.Increment(ref clock);
+                Task done = announce ? sync.SyncAsync(announced) : sync.SyncAsync("/x");
+                waits.Add((done.ContinueWith(_ =>
+                {
+                    if (Volatile.Read(ref lastFinishedStart) <= joined)
+                    {
+                        Interlocked.Increment(ref violations);
+                    }
+                }, TaskScheduler.Default), joined));
+            }
+
+            return Task.WaitAll(waits.Select(w => w.Done).ToArray(), Patience) ? withdrawn : -1;
+        })).ToArray();
+
+        int[] withdrawals = await Task.WhenAll(committers).WaitAsync(Patience);
+        Assert.DoesNotContain(-1, withdrawals); // -1: some joiner was never served
+        Assert.True(withdrawals.Sum() > 0);
+        Assert.Equal(0, violations);
+    }
 }
