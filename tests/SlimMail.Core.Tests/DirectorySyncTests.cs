@@ -19,6 +19,15 @@ public sealed class DirectorySyncTests
         }
     }
 
+    // A caller without an announcement joins "/x" and is still waiting a moment later.
+    private static async Task<Task> JoinHeldBackAsync(DirectorySync sync)
+    {
+        Task joined = await OnOwnThread(() => sync.SyncAsync("/x")).WaitAsync(Patience);
+        await Task.Delay(150);
+        Assert.False(joined.IsCompleted);
+        return joined;
+    }
+
     [Fact]
     public async Task A_failed_fsync_fails_every_caller_of_its_batch_and_the_next_batch_still_runs()
     {
@@ -62,9 +71,7 @@ public sealed class DirectorySyncTests
         var sync = new DirectorySync(_ => Interlocked.Increment(ref calls));
         DirectorySync.Announcement announced = sync.Announce("/x");
 
-        Task other = await OnOwnThread(() => sync.SyncAsync("/x")).WaitAsync(Patience);
-        await Task.Delay(200);
-        Assert.False(other.IsCompleted);
+        Task other = await JoinHeldBackAsync(sync);
         Assert.Equal(0, Volatile.Read(ref calls));
 
         Task mine = await OnOwnThread(() => sync.SyncAsync(announced)).WaitAsync(Patience);
@@ -79,9 +86,7 @@ public sealed class DirectorySyncTests
         int calls = 0;
         var sync = new DirectorySync(_ => Interlocked.Increment(ref calls));
         DirectorySync.Announcement failed = sync.Announce("/x");
-        Task other = await OnOwnThread(() => sync.SyncAsync("/x")).WaitAsync(Patience);
-        await Task.Delay(100);
-        Assert.False(other.IsCompleted);
+        Task other = await JoinHeldBackAsync(sync);
 
         sync.Withdraw(failed);
         await other.WaitAsync(Patience);
