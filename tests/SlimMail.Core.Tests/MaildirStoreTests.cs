@@ -170,6 +170,27 @@ public sealed class MaildirStoreTests : IDisposable
         Assert.Equal(1, fsyncs);
     }
 
+    [Theory]
+    [InlineData(10)] // small: the file is created at the commit
+    [InlineData(200_000)] // large: the file is created while the data streams in
+    public async Task A_maildir_removed_while_the_server_runs_is_created_again_for_the_next_message(int size)
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "gone"));
+        var store = new MaildirStore(_ => mailbox);
+        string body = "Subject: x\r\n\r\n" + new string('y', size) + "\r\n";
+        await DeliverAsync(store, ["gone"], body);
+
+        Directory.Delete(mailbox.Root, recursive: true);
+        // This message fails temporarily (451: the client retries) ...
+        await Assert.ThrowsAsync<DirectoryNotFoundException>(() => DeliverAsync(store, ["gone"], body));
+
+        // ... and the next finds cur/ new/ tmp/ and its staging directory created again.
+        Assert.Equal(DeliveryOutcome.Delivered, await DeliverAsync(store, ["gone"], body));
+        Assert.Single(Directory.GetFiles(mailbox.New));
+        Assert.True(Directory.Exists(mailbox.Cur));
+        Assert.Empty(FilesUnder(mailbox.Tmp));
+    }
+
     [Fact]
     public async Task Pop3_lists_messages_in_arrival_order_even_when_the_microseconds_gain_a_digit()
     {

@@ -94,6 +94,17 @@ public sealed class MaildirMailbox
         _created = true;
     }
 
+    /// <summary>
+    /// Forgets which directories exist, after a write found one missing (the Maildir was removed or moved while the
+    /// server ran): the next <see cref="EnsureCreated"/> and <see cref="NextStagingDirectory"/> create them again, as
+    /// Postfix's and Dovecot's deliveries do, instead of failing every delivery until a restart.
+    /// </summary>
+    internal void ForgetCreatedDirectories()
+    {
+        Interlocked.Exchange(ref _stagingCreated, 0);
+        _created = false;
+    }
+
     private void CreateDirectory(string dir)
     {
         if (Directory.Exists(dir))

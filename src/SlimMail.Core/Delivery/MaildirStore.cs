@@ -87,11 +87,19 @@ public sealed class MaildirStore : IDeliveryAgent
             _receivedBytes += data.Length;
             ReadOnlySpan<byte> rest = data.Span;
             // Bare CRs never reach a committed message (the engine rejects them), so every CR is half a CRLF.
-            while (!rest.IsEmpty)
+            try
             {
-                int cr = rest.IndexOf((byte)'\r');
-                _file.Append(cr < 0 ? rest : rest[..cr]);
-                rest = cr < 0 ? default : rest[(cr + 1)..];
+                while (!rest.IsEmpty)
+                {
+                    int cr = rest.IndexOf((byte)'\r');
+                    _file.Append(cr < 0 ? rest : rest[..cr]);
+                    rest = cr < 0 ? default : rest[(cr + 1)..];
+                }
+            }
+            catch (DirectoryNotFoundException)
+            {
+                ForgetCreatedDirectories();
+                throw;
             }
 
             return default;
@@ -147,6 +155,11 @@ public sealed class MaildirStore : IDeliveryAgent
                             : _directorySync.SyncAsync(announced[joined]);
                     }
                 }
+                catch (DirectoryNotFoundException)
+                {
+                    ForgetCreatedDirectories();
+                    throw;
+                }
                 finally
                 {
                     // A failed commit must not keep other messages' directory fsync waiting for it.
@@ -170,6 +183,15 @@ public sealed class MaildirStore : IDeliveryAgent
             _file?.Dispose();
             _file = null;
             return default;
+        }
+
+        // This message fails (the client retries); the next one finds the directories created again.
+        private void ForgetCreatedDirectories()
+        {
+            foreach (MaildirMailbox target in _targets)
+            {
+                target.ForgetCreatedDirectories();
+            }
         }
 
         // One file can serve both users (a hard link) when it would get the same mode and owner for each.

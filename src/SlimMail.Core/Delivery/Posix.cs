@@ -16,6 +16,7 @@ internal static partial class Posix
     private const int OExcl = 0x80;
     private const int AtFdCwd = -100;
     private const int RenameNoReplace = 1;
+    private const int ENoEnt = 2;
     private const int EExist = 17;
     private const int EIntr = 4;
     private const int EInval = 22;
@@ -62,8 +63,15 @@ internal static partial class Posix
         }
 
         int fd = OpenMode(path, OCreat | OExcl | ORdWr | OCloExec, (int)mode);
-        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true)
-            : throw new IOException($"open({path}) failed: errno {Marshal.GetLastPInvokeError()}");
+        if (fd >= 0)
+        {
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+
+        int errno = Marshal.GetLastPInvokeError();
+        throw errno == ENoEnt
+            ? new DirectoryNotFoundException($"open({path}) failed: errno {errno} (its directory is missing)")
+            : new IOException($"open({path}) failed: errno {errno}");
     }
 
     /// <summary>
@@ -94,6 +102,11 @@ internal static partial class Posix
             if (errno == EExist)
             {
                 return false;
+            }
+
+            if (errno == ENoEnt)
+            {
+                throw new DirectoryNotFoundException($"rename({from}, {to}) failed: errno {errno} (a directory is missing)");
             }
 
             if (errno is not (EInval or ENoSys))
@@ -160,7 +173,7 @@ internal static partial class Posix
         }
 
         int errno = Marshal.GetLastPInvokeError();
-        throw errno == 2 /* ENOENT */
+        throw errno == ENoEnt
             ? new FileNotFoundException($"{path} does not exist", path)
             : new IOException($"open({path}) failed: errno {errno}");
     }
