@@ -192,6 +192,23 @@ public sealed class MaildirStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_maildrop_removed_while_the_server_runs_opens_empty_and_is_created_again()
+    {
+        var mailbox = new MaildirMailbox(Path.Combine(_root, "dropped"));
+        var store = new MaildirMailboxStore(_ => mailbox);
+        await (await store.OpenAsync("dropped", default))!.DisposeAsync();
+
+        Directory.Delete(mailbox.Root, recursive: true);
+        IMailboxSession? session = await store.OpenAsync("dropped", default);
+        Assert.NotNull(session); // not refused as if another process held it
+        await using (session)
+        {
+            Assert.Empty(session.Messages);
+            Assert.True(Directory.Exists(mailbox.New) && Directory.Exists(mailbox.Cur) && Directory.Exists(mailbox.Tmp));
+        }
+    }
+
+    [Fact]
     public async Task Pop3_lists_messages_in_arrival_order_even_when_the_microseconds_gain_a_digit()
     {
         var mailbox = new MaildirMailbox(Path.Combine(_root, "order"));

@@ -34,29 +34,38 @@ public sealed class MaildirMailboxStore : IMailboxStore
             return null;
         }
 
-        mailbox.EnsureCreated();
-        if (!_open.TryAdd(mailbox.Root, 0))
+        for (int attempt = 0; ; attempt++)
         {
-            return null;
-        }
+            mailbox.EnsureCreated();
+            if (!_open.TryAdd(mailbox.Root, 0))
+            {
+                return null;
+            }
 
-        FileStream? lockFile = null;
-        try
-        {
-            lockFile = new FileStream(Path.Combine(mailbox.Root, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            var session = new Session(this, mailbox, lockFile);
-            lockFile = null;
-            return session;
-        }
-        catch (IOException)
-        {
-            // Held by another process.
-            _open.TryRemove(mailbox.Root, out _);
-            return null;
-        }
-        finally
-        {
-            lockFile?.Dispose();
+            FileStream? lockFile = null;
+            try
+            {
+                lockFile = new FileStream(Path.Combine(mailbox.Root, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                var session = new Session(this, mailbox, lockFile);
+                lockFile = null;
+                return session;
+            }
+            catch (DirectoryNotFoundException) when (attempt == 0)
+            {
+                // The Maildir was removed or moved while the server ran: created again, as a delivery does.
+                _open.TryRemove(mailbox.Root, out _);
+                mailbox.ForgetCreatedDirectories();
+            }
+            catch (IOException)
+            {
+                // Held by another process.
+                _open.TryRemove(mailbox.Root, out _);
+                return null;
+            }
+            finally
+            {
+                lockFile?.Dispose();
+            }
         }
     }
 
