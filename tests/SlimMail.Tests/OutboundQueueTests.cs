@@ -55,6 +55,20 @@ public sealed class OutboundQueueTests : IDisposable
     }
 
     [Fact]
+    public async Task A_queue_directory_removed_while_the_server_runs_is_created_again_for_the_next_message()
+    {
+        var queue = new OutboundQueue(_directory, NullLogger.Instance);
+        Directory.Delete(_directory, recursive: true);
+        // This message fails temporarily (451: the client retries) ...
+        await Assert.ThrowsAsync<DirectoryNotFoundException>(() => QueueAsync(queue, "0000000B00001", "Subject: x\r\n\r\nx\r\n"));
+
+        // ... and the next finds tmp/ and control/ created again.
+        Assert.Equal(DeliveryOutcome.Delivered, await QueueAsync(queue, "0000000B00002", "Subject: x\r\n\r\nx\r\n"));
+        Assert.Equal("0000000B00002", Assert.Single(queue.LoadAll()).Id);
+        Assert.True(Directory.Exists(queue.ControlDirectory));
+    }
+
+    [Fact]
     public async Task A_queue_id_already_taken_by_an_earlier_run_is_a_temporary_failure_and_leaves_the_old_message_alone()
     {
         var queue = new OutboundQueue(_directory, NullLogger.Instance);

@@ -29,13 +29,16 @@ public sealed partial class OutboundQueue : IDeliveryAgent
     private readonly string _tmp;
     private readonly ILogger _logger;
 
+    // Set when a write found a queue directory missing (removed while the server ran): the next message creates
+    // them again instead of every message failing until a restart.
+    private volatile bool _directoriesMissing;
+
     /// <summary>Opens (and creates) the queue in <paramref name="directory"/>.</summary>
     public OutboundQueue(string directory, ILogger logger)
     {
         Directory = Path.GetFullPath(directory);
         _tmp = Path.Combine(Directory, "tmp");
-        System.IO.Directory.CreateDirectory(_tmp);
-        System.IO.Directory.CreateDirectory(ControlDirectory);
+        CreateDirectories();
         _logger = logger;
     }
 
@@ -326,6 +329,12 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             _sender = sender;
             _recipients = recipients;
             _smtpUtf8 = smtpUtf8;
+            if (queue._directoriesMissing)
+            {
+                queue._directoriesMissing = false;
+                queue.CreateDirectories();
+            }
+
             _file = new DurableFile(Path.Combine(queue._tmp, id + ".msg"), FileMode);
         }
 
@@ -334,7 +343,16 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
             ObjectDisposedException.ThrowIf(_file is null, this);
-            _file.Append(data.Span);
+            try
+            {
+                _file.Append(data.Span);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                _queue._directoriesMissing = true;
+                throw;
+            }
+
             return default;
         }
 
@@ -374,6 +392,11 @@ public sealed partial class OutboundQueue : IDeliveryAgent
                     durable = DirectorySync.Shared.SyncAsync(announced);
                     joined = true;
                 }
+                catch (DirectoryNotFoundException)
+                {
+                    _queue._directoriesMissing = true;
+                    throw;
+                }
                 finally
                 {
                     if (!joined)
@@ -393,6 +416,12 @@ public sealed partial class OutboundQueue : IDeliveryAgent
             _file = null;
             return default;
         }
+    }
+
+    private void CreateDirectories()
+    {
+        System.IO.Directory.CreateDirectory(_tmp);
+        System.IO.Directory.CreateDirectory(ControlDirectory);
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "queue: unreadable envelope {Path} left in place: {Error}")]
