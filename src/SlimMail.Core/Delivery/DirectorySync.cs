@@ -26,6 +26,53 @@ internal sealed class DirectorySync
     public static DirectorySync Shared { get; } = new();
 
     /// <summary>
+    /// Runs <paramref name="commit"/> (the file's fsync and its renames or links into <paramref name="directories"/>)
+    /// announced to each directory's group commit, then joins each; a commit that throws is withdrawn, so no batch
+    /// waits for it. Returns a task per directory, complete once an fsync of it that started after the commit has
+    /// finished. <paramref name="announce"/> false for a commit that may take long (a copy of a large message):
+    /// no batch waits for it then. Call from <see cref="BlockingIo"/> work, as <see cref="SyncAsync(string)"/>.
+    /// </summary>
+    public Task[] Commit(string[] directories, bool announce, Action commit)
+    {
+        var durable = new Task[directories.Length];
+        if (!announce)
+        {
+            commit();
+            for (int i = 0; i < directories.Length; i++)
+            {
+                durable[i] = SyncAsync(directories[i]);
+            }
+
+            return durable;
+        }
+
+        var announced = new Announcement[directories.Length];
+        for (int i = 0; i < directories.Length; i++)
+        {
+            announced[i] = Announce(directories[i]);
+        }
+
+        int joined = 0;
+        try
+        {
+            commit();
+            for (; joined < directories.Length; joined++)
+            {
+                durable[joined] = SyncAsync(announced[joined]);
+            }
+        }
+        finally
+        {
+            for (int i = joined; i < directories.Length; i++)
+            {
+                Withdraw(announced[i]);
+            }
+        }
+
+        return durable;
+    }
+
+    /// <summary>
     /// Tells the group commit of <paramref name="path"/> that a commit is on its way: call before the file's
     /// fsync, then exactly one of <see cref="SyncAsync(Announcement)"/> (after the rename) or
     /// <see cref="Withdraw"/> (when the commit failed): a batch that opens meanwhile waits for it.

@@ -110,12 +110,12 @@ public sealed class MaildirStore : IDeliveryAgent
         {
             DurableFile file = _file ?? throw new ObjectDisposedException(nameof(Writer));
             // Dovecot's convention: S= is the file size, W= the size with CRLF line endings (what POP3 sends).
-            Task[] durable = new Task[_targets.Length];
+            Task[] durable = [];
             await BlockingIo.RunAsync(() =>
             {
-                // Announced before the file's fsync, so that a directory fsync starting meanwhile waits for this
-                // message instead of leaving it to one more fsync of its own (DirectorySync) — unless a copy for
-                // another user is to be written too: nobody's directory fsync should wait for a large copy.
+                // Announced to the group commit of each new/ (DirectorySync.Commit), so that a directory fsync
+                // starting meanwhile waits for this message instead of leaving it to one more fsync of its own —
+                // unless a copy for another user is to be written too: no directory fsync should wait for a large copy.
                 MaildirMailbox primary = _targets[0];
                 bool linksOnly = true;
                 for (int i = 1; i < _targets.Length; i++)
@@ -123,50 +123,29 @@ public sealed class MaildirStore : IDeliveryAgent
                     linksOnly &= SameFile(primary, _targets[i]);
                 }
 
-                DirectorySync.Announcement[]? announced = linksOnly ? new DirectorySync.Announcement[_targets.Length] : null;
-                for (int i = 0; announced is not null && i < _targets.Length; i++)
-                {
-                    announced[i] = _directorySync.Announce(_targets[i].New);
-                }
-
-                int joined = 0;
                 try
                 {
-                    file.FlushToDisk();
-                    string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={file.Length},W={_receivedBytes}");
-                    for (int i = 1; i < _targets.Length; i++)
+                    durable = _directorySync.Commit(NewDirectories(), linksOnly, () =>
                     {
-                        MaildirMailbox other = _targets[i];
-                        string otherPath = Path.Combine(other.New, finalName);
-                        if (!SameFile(primary, other) || !file.TryLinkAlso(otherPath))
+                        file.FlushToDisk();
+                        string finalName = string.Create(CultureInfo.InvariantCulture, $"{_uniqueName},S={file.Length},W={_receivedBytes}");
+                        for (int i = 1; i < _targets.Length; i++)
                         {
-                            CopyInto(file.Handle, other, otherPath);
+                            MaildirMailbox other = _targets[i];
+                            string otherPath = Path.Combine(other.New, finalName);
+                            if (!SameFile(primary, other) || !file.TryLinkAlso(otherPath))
+                            {
+                                CopyInto(file.Handle, other, otherPath);
+                            }
                         }
-                    }
 
-                    Publish(file, Path.Combine(primary.New, finalName));
-
-                    // The links become durable with an fsync of each new/, shared with every message linked
-                    // meanwhile: run here if none is running or awaited, else joined without holding this disk thread.
-                    for (; joined < _targets.Length; joined++)
-                    {
-                        durable[joined] = announced is null
-                            ? _directorySync.SyncAsync(_targets[joined].New)
-                            : _directorySync.SyncAsync(announced[joined]);
-                    }
+                        Publish(file, Path.Combine(primary.New, finalName));
+                    });
                 }
                 catch (DirectoryNotFoundException)
                 {
                     ForgetCreatedDirectories();
                     throw;
-                }
-                finally
-                {
-                    // A failed commit must not keep other messages' directory fsync waiting for it.
-                    for (int i = joined; announced is not null && i < _targets.Length; i++)
-                    {
-                        _directorySync.Withdraw(announced[i]);
-                    }
                 }
             }).ConfigureAwait(false);
 
@@ -183,6 +162,17 @@ public sealed class MaildirStore : IDeliveryAgent
             _file?.Dispose();
             _file = null;
             return default;
+        }
+
+        private string[] NewDirectories()
+        {
+            var directories = new string[_targets.Length];
+            for (int i = 0; i < _targets.Length; i++)
+            {
+                directories[i] = _targets[i].New;
+            }
+
+            return directories;
         }
 
         // This message fails (the client retries); the next one finds the directories created again.

@@ -27,6 +27,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
     private const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     private readonly string _tmp;
+    private readonly string[] _directoryAlone; // what DirectorySync.Commit takes: the one directory messages are named in
     private readonly ILogger _logger;
 
     // Set when a write found a queue directory missing (removed while the server ran): the next message creates
@@ -38,6 +39,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
     {
         Directory = Path.GetFullPath(directory);
         _tmp = Path.Combine(Directory, "tmp");
+        _directoryAlone = [Directory];
         CreateDirectories();
         _logger = logger;
     }
@@ -343,16 +345,7 @@ public sealed partial class OutboundQueue : IDeliveryAgent
         public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
             ObjectDisposedException.ThrowIf(_file is null, this);
-            try
-            {
-                _file.Append(data.Span);
-            }
-            catch (DirectoryNotFoundException)
-            {
-                _queue._directoriesMissing = true;
-                throw;
-            }
-
+            Append(_file, data.Span);
             return default;
         }
 
@@ -369,45 +362,49 @@ public sealed partial class OutboundQueue : IDeliveryAgent
                 Recipients = _recipients.ConvertAll(r => new QueueRecipient { Address = r, NextAttempt = DateTimeOffset.UtcNow }),
             };
             byte[] json = JsonSerializer.SerializeToUtf8Bytes(envelope, QueueJsonContext.Default.QueueEnvelope);
-            file.Append(json);
-            file.Append(Footer.For(json.Length));
+            Append(file, json);
+            Append(file, Footer.For(json.Length));
             Task durable = Task.CompletedTask;
             await BlockingIo.RunAsync(() =>
             {
-                // Announced before the fsync, so that a directory fsync starting meanwhile waits for this message.
-                DirectorySync.Announcement announced = DirectorySync.Shared.Announce(_queue.Directory);
-                bool joined = false;
                 try
                 {
-                    file.FlushToDisk();
-                    // Ids are unique per process and second, so a name can only be taken after a restart within
-                    // the same second: the client is told to try again (451) and gets a new id.
-                    if (!file.TryPublish(_queue.BodyPath(Id)))
+                    // Durable with one fsync of the queue directory, shared with every message queued meanwhile
+                    // (announced before the file's fsync, so that a directory fsync starting meanwhile waits for it).
+                    durable = DirectorySync.Shared.Commit(_queue._directoryAlone, announce: true, () =>
                     {
-                        throw new IOException($"queue id {Id} is in use");
-                    }
-
-                    // Durable with one fsync of the queue directory, shared with every message queued meanwhile:
-                    // run here if none is running or awaited, else joined without holding this disk thread.
-                    durable = DirectorySync.Shared.SyncAsync(announced);
-                    joined = true;
+                        file.FlushToDisk();
+                        // Ids are unique per process and second, so a name can only be taken after a restart within
+                        // the same second: the client is told to try again (451) and gets a new id.
+                        if (!file.TryPublish(_queue.BodyPath(Id)))
+                        {
+                            throw new IOException($"queue id {Id} is in use");
+                        }
+                    })[0];
                 }
                 catch (DirectoryNotFoundException)
                 {
                     _queue._directoriesMissing = true;
                     throw;
                 }
-                finally
-                {
-                    if (!joined)
-                    {
-                        DirectorySync.Shared.Withdraw(announced);
-                    }
-                }
             }).ConfigureAwait(false);
             await durable.ConfigureAwait(false);
             _queue.Queued?.Invoke(envelope);
             return DeliveryOutcome.Delivered;
+        }
+
+        // The first write past the buffer creates the file in tmp/: a missing directory is noted for the next message.
+        private void Append(DurableFile file, ReadOnlySpan<byte> data)
+        {
+            try
+            {
+                file.Append(data);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                _queue._directoriesMissing = true;
+                throw;
+            }
         }
 
         public ValueTask DisposeAsync()
