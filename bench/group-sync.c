@@ -7,7 +7,7 @@
  *   MODE 2: both steps by a shared syncfs of the whole file system (one at a time, as above);
  *   MODE 3: the file step by a shared syncfs, the directory step by a shared directory fsync;
  *   MODE 4: created with a name in DIR.tmp (which must exist), file fsync, rename into DIR, shared directory fsync
- *           (SlimMail since 2026-12-06, the sequence SPEC.md gives);
+ *           (SlimMail since 2026-12-06, the sequence docs/slimmail.md promises);
  *   MODE 5: link first, then the file fsync and the shared directory fsync (visible before its bytes are durable);
  *   MODE 6: file fsync, link, the file fsync'd again (writes the new link count), shared directory fsync;
  *   MODE 7: file fsync, link, and a shared syncfs as the directory step (writes every dirty inode);

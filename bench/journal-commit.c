@@ -5,8 +5,8 @@
  *           threads appended meanwhile (group commit), then the Maildir file written and linked without fsync;
  *           a thread runs syncfs once a second, and once more at the end (the files' real durability).
  * Prints messages/s (without and with the final syncfs), the whole machine's CPU per message (/proc/stat, so the
- * kernel's writeback threads count) and the messages per fdatasync. Not what SlimMail does: SPEC.md defines the
- * Maildir delivery as write, fsync, rename, directory fsync, then 250.
+ * kernel's writeback threads count) and the messages per fdatasync. Not what SlimMail does: its documented
+ * Maildir delivery (docs/slimmail.md) is write, fsync, rename, directory fsync, then 250.
  * Usage: gcc -O2 -pthread -o journal bench/journal-commit.c && ./journal DIR N THREADS MODE  (a new DIR each run) */
 #define _GNU_SOURCE
 #include <fcntl.h>
