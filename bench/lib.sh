@@ -68,10 +68,12 @@ build_slimmail() {
 }
 
 # A private Postfix instance under DIR: smtpd on 127.0.0.1:PORT, every recipient @bench.test delivered by
-# virtual(8) into the Maildir DIR/vmail/bench/ (fsync'd, as Postfix always does). Started with
-# `postfix -c`, so the machine's own Postfix (if any) is untouched; stop_postfix_virtual stops it.
+# virtual(8) into the Maildir DIR/vmail/bench/ (fsync'd, as Postfix always does) — or, given PIPE_COMMAND, by a
+# pipe(8) service that runs that command (as nobody, the message on its stdin) for each message, 32 at once.
+# Started with `postfix -c`, so the machine's own Postfix (if any) is untouched; stop_postfix_virtual stops it.
+# Usage: start_postfix_virtual DIR PORT [PIPE_COMMAND]
 start_postfix_virtual() {
-  local dir=$1 port=$2
+  local dir=$1 port=$2 pipe_command=${3:-}
   mkdir -p "$dir/etc" "$dir/queue" "$dir/data" "$dir/vmail"
   chown nobody:nogroup "$dir/vmail"
   chown postfix "$dir/data"
@@ -100,6 +102,9 @@ biff = no
 maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
 CF
+  if [ -n "$pipe_command" ]; then
+    printf 'virtual_transport = benchpipe\nbenchpipe_destination_concurrency_limit = 32\nbenchpipe_destination_recipient_limit = 1\n' >> "$dir/etc/main.cf"
+  fi
   cat > "$dir/etc/master.cf" <<CF
 127.0.0.1:$port inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
@@ -125,11 +130,25 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 CF
+  if [ -n "$pipe_command" ]; then
+    echo "benchpipe unix - n n - - pipe flags=q user=nobody argv=$pipe_command" >> "$dir/etc/master.cf"
+  fi
   postfix -c "$dir/etc" set-permissions >/dev/null 2>&1 || true
   postfix -c "$dir/etc" start >/dev/null 2>&1 || script -qc "postfix -c $dir/etc start" /dev/null >&2
   wait_for_port "$port" && return 0
   echo "the private Postfix did not start; see $dir/maillog" >&2
   return 1
+}
+
+# Postfix has only queued a message at 250; it counts as done once it has been delivered: waits (at most 60 s)
+# until the queue under DIR (start_postfix_virtual's) is empty.
+postfix_drained() {
+  local q=$1/queue
+  for _ in $(seq 6000); do
+    [ -z "$(find "$q/maildrop" "$q/incoming" "$q/active" "$q/deferred" -type f -print -quit 2>/dev/null)" ] && return 0
+    sleep 0.01
+  done
+  echo "Postfix did not deliver everything within 60 s" >&2
 }
 
 stop_postfix_virtual() {

@@ -70,16 +70,6 @@ done
 
 port_of() { case $1 in sink) echo $SINK_PORT ;; postfix) echo $POSTFIX_PORT ;; slimmail) echo $SLIM_PORT ;; esac; }
 
-# Postfix has only queued a message at 250; it counts as done once virtual(8) has delivered it.
-postfix_drained() {
-  local q=$WORK/postfix/queue
-  for _ in $(seq 6000); do
-    [ -z "$(find "$q/maildrop" "$q/incoming" "$q/active" "$q/deferred" -type f -print -quit 2>/dev/null)" ] && return 0
-    sleep 0.01
-  done
-  echo "Postfix did not deliver everything within 60 s" >&2
-}
-
 # rate PEER VARIANT SESSIONS COUNT SIZE -> messages per second
 rate() {
   local peer=$1 variant=$2 sessions=$3 count=$4 size=$5 port start end
@@ -90,7 +80,8 @@ rate() {
     reuse) /usr/sbin/smtp-source -d -s "$sessions" -m "$count" -l "$size" -f sender@client.test -t rcpt@bench.test 127.0.0.1:"$port" >/dev/null ;;
     pipelined) "$LOAD" smtp 127.0.0.1:"$port" -d -P -s "$sessions" -m "$count" -l "$size" -f sender@client.test -t rcpt@bench.test >/dev/null ;;
   esac
-  [ "$peer" = postfix ] && postfix_drained
+  # Postfix has only queued a message at 250; it counts as done once virtual(8) has delivered it.
+  [ "$peer" = postfix ] && postfix_drained "$WORK/postfix"
   end=$(date +%s.%N)
   echo "$count / ($end - $start)" | bc -l
 }
