@@ -16,6 +16,26 @@ slimmail_env() {
   grep -oE '^Environment=DOTNET_[^ ]+' deploy/slimmail.service | grep -v TELEMETRY | cut -d= -f2-
 }
 
+# For the scripts that run smtp-sink, SlimMail and a private Postfix side by side: a work directory in $WORK
+# (readable by the servers' own users), removed at exit after SINK_PID and SLIM_PID (the caller's to set) and the
+# Postfix under $WORK/postfix are stopped, the file system settled before and after; the shipped build prepared.
+begin_side_by_side() {
+  WORK=$(mktemp -d)
+  chmod 755 "$WORK"
+  trap end_side_by_side EXIT
+  settle_file_system
+  echo "building SlimMail (deploy/publish.sh) and the load client..." >&2
+  prepare_shipped_build "$WORK"
+}
+
+end_side_by_side() {
+  [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null
+  [ -n "${SLIM_PID:-}" ] && kill "$SLIM_PID" 2>/dev/null
+  stop_postfix_virtual "$WORK/postfix"
+  rm -rf "$WORK"
+  settle_file_system
+}
+
 # The shipped build (deploy/publish.sh) in $DIST, or the one $DIST already names; the load client in $LOAD.
 # Usage: prepare_shipped_build WORKDIR
 prepare_shipped_build() {

@@ -19,21 +19,8 @@ COUNT=${COUNT:-2000}
 source bench/lib.sh
 ensure_smtp_tools
 command -v gcc >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
 SINK_PORT=25260 SLIM_PORT=25261 POSTFIX_PORT=25262
-cleanup() {
-  [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null
-  [ -n "${SLIM_PID:-}" ] && kill "$SLIM_PID" 2>/dev/null
-  stop_postfix_virtual "$WORK/postfix"
-  rm -rf "$WORK"
-  settle_file_system
-}
-trap cleanup EXIT
-settle_file_system
-
-echo "building SlimMail (deploy/publish.sh) and the load client..." >&2
-prepare_shipped_build "$WORK"
+begin_side_by_side
 gcc -O2 -pthread -o "$WORK/spawn" bench/spawn-loop.c
 
 # The program as a JSON string (SlimMail splits it like a shell would) and as pipe(8)'s argv (split on blanks).

@@ -29,21 +29,8 @@ mkdir -p "$OUT"
 source bench/lib.sh
 ensure_smtp_tools
 command -v gnuplot >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
 SINK_PORT=25250 SLIM_PORT=25251 POSTFIX_PORT=25252
-cleanup() {
-  [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null
-  [ -n "${SLIM_PID:-}" ] && kill "$SLIM_PID" 2>/dev/null
-  stop_postfix_virtual "$WORK/postfix"
-  rm -rf "$WORK"
-  settle_file_system
-}
-trap cleanup EXIT
-settle_file_system
-
-echo "building SlimMail (deploy/publish.sh) and the load client..." >&2
-prepare_shipped_build "$WORK"
+begin_side_by_side
 
 cat > "$WORK/slimmail.json" <<JSON
 {
