@@ -28,6 +28,34 @@ begin_side_by_side() {
   prepare_shipped_build "$WORK"
 }
 
+# Starts smtp-sink on $SINK_PORT and SlimMail (the shipped build in $DIST, the unit's environment) on $SLIM_PORT,
+# configured in $WORK/slimmail.json: every recipient @bench.test goes to the user "bench", whose entry is the JSON
+# object USER (default {}: a Maildir), with DELIVERIES as the Deliveries section. Sets SINK_PID and SLIM_PID.
+# Usage: start_sink_and_slimmail [USER [DELIVERIES]]
+start_sink_and_slimmail() {
+  local user=${1:-'{}'} deliveries=${2:-'{}'}
+  cat > "$WORK/slimmail.json" <<JSON
+{
+  "Hostname": "bench.slimmail.test",
+  "DataDirectory": "$WORK/data",
+  "Smtp": {
+    "Listeners": [ { "Endpoint": "127.0.0.1:$SLIM_PORT", "Role": "Mx" } ],
+    "MaxConnections": 2000, "MaxConnectionsPerAddress": 2000
+  },
+  "Domains": { "bench.test": { "Mailboxes": { "*": "bench" } } },
+  "Users": { "bench": $user },
+  "Deliveries": $deliveries
+}
+JSON
+  /usr/sbin/smtp-sink -u nobody 127.0.0.1:"$SINK_PORT" 1024 &
+  SINK_PID=$!
+  # shellcheck disable=SC2046
+  env $(slimmail_env) "$DIST/slimmail" serve --config "$WORK/slimmail.json" > "$WORK/slimmail.log" 2>&1 &
+  SLIM_PID=$!
+  wait_for_port "$SINK_PORT"
+  wait_for_port "$SLIM_PORT"
+}
+
 end_side_by_side() {
   [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null
   [ -n "${SLIM_PID:-}" ] && kill "$SLIM_PID" 2>/dev/null

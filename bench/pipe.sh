@@ -23,30 +23,10 @@ SINK_PORT=25260 SLIM_PORT=25261 POSTFIX_PORT=25262
 begin_side_by_side
 gcc -O2 -pthread -o "$WORK/spawn" bench/spawn-loop.c
 
-# The program as a JSON string (SlimMail splits it like a shell would) and as pipe(8)'s argv (split on blanks).
+# The program as a JSON string for SlimMail (which splits it like a shell would); pipe(8) splits its argv on blanks.
 command_json=$(printf '%s' "$PROGRAM" | sed 's/\\/\\\\/g; s/"/\\"/g')
-cat > "$WORK/slimmail.json" <<JSON
-{
-  "Hostname": "bench.slimmail.test",
-  "DataDirectory": "$WORK/data",
-  "Smtp": {
-    "Listeners": [ { "Endpoint": "127.0.0.1:$SLIM_PORT", "Role": "Mx" } ],
-    "MaxConnections": 2000, "MaxConnectionsPerAddress": 2000
-  },
-  "Domains": { "bench.test": { "Mailboxes": { "*": "bench" } } },
-  "Users": { "bench": { "Delivery": "program" } },
-  "Deliveries": { "program": { "Type": "Pipe", "Command": "$command_json" } }
-}
-JSON
-
-/usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK_PORT 1024 &
-SINK_PID=$!
-# shellcheck disable=SC2046
-env $(slimmail_env) "$DIST/slimmail" serve --config "$WORK/slimmail.json" > "$WORK/slimmail.log" 2>&1 &
-SLIM_PID=$!
+start_sink_and_slimmail '{ "Delivery": "program" }' "{ \"program\": { \"Type\": \"Pipe\", \"Command\": \"$command_json\" } }"
 start_postfix_virtual "$WORK/postfix" $POSTFIX_PORT "$PROGRAM"
-wait_for_port $SINK_PORT
-wait_for_port $SLIM_PORT
 
 port_of() { case $1 in sink) echo $SINK_PORT ;; postfix) echo $POSTFIX_PORT ;; slimmail) echo $SLIM_PORT ;; esac; }
 

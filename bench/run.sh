@@ -32,28 +32,8 @@ command -v gnuplot >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install 
 SINK_PORT=25250 SLIM_PORT=25251 POSTFIX_PORT=25252
 begin_side_by_side
 
-cat > "$WORK/slimmail.json" <<JSON
-{
-  "Hostname": "bench.slimmail.test",
-  "DataDirectory": "$WORK/data",
-  "Smtp": {
-    "Listeners": [ { "Endpoint": "127.0.0.1:$SLIM_PORT", "Role": "Mx" } ],
-    "MaxConnections": 2000, "MaxConnectionsPerAddress": 2000
-  },
-  "Domains": { "bench.test": { "Mailboxes": { "*": "bench" } } },
-  "Users": { "bench": {} }
-}
-JSON
-
-/usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK_PORT 1024 &
-SINK_PID=$!
-env $(slimmail_env) "$DIST/slimmail" serve --config "$WORK/slimmail.json" > "$WORK/slimmail.log" 2>&1 &
-SLIM_PID=$!
+start_sink_and_slimmail
 [[ " $PEERS " == *" postfix "* ]] && start_postfix_virtual "$WORK/postfix" $POSTFIX_PORT
-for _ in $(seq 100); do
-  grep -q "listening on" "$WORK/slimmail.log" 2>/dev/null && break
-  sleep 0.1
-done
 
 port_of() { case $1 in sink) echo $SINK_PORT ;; postfix) echo $POSTFIX_PORT ;; slimmail) echo $SLIM_PORT ;; esac; }
 
