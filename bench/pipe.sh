@@ -44,9 +44,9 @@ ratio() { [ "${2%.*}" != 0 ] && printf '%.0f%%' "$(echo "100 * $1 / $2" | bc -l)
 # Warm-up: SlimMail's hot code reaches its optimised tier only after some thousands of messages.
 for _ in 1 2 3; do rate slimmail 32 4000 >/dev/null; done
 rate postfix 8 200 >/dev/null
+sent_slimmail=12000 sent_postfix=200
 rate sink 32 2000 >/dev/null
 
-# shellcheck disable=SC2086
 echo "program: $PROGRAM"
 printf '| sessions | the program alone, from C (runs/s) | smtp-sink msg/s | Postfix → pipe(8) msg/s | SlimMail msg/s | SlimMail / program alone | SlimMail / Postfix | SlimMail CPU per message (its own / the program) |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
@@ -64,6 +64,7 @@ for sessions in $SESSIONS; do
     runs[slimmail]+=" $(rate slimmail "$sessions" "$n")"
     read -r s1 c1 < <(awk '{print $14 + $15, $16 + $17}' /proc/$SLIM_PID/stat)
     self=$((self + s1 - s0)); children=$((children + c1 - c0))
+    sent_slimmail=$((sent_slimmail + n)); sent_postfix=$((sent_postfix + n / 2))
   done
   s=$(median ${runs[sink]}); p=$(median ${runs[postfix]}); m=$(median ${runs[slimmail]})
   printf '| %d | %s | %.0f | %.0f | %.0f | %s | %s | %s / %s µs |\n' "$sessions" "$alone" "$s" "$p" "$m" \
@@ -72,3 +73,6 @@ for sessions in $SESSIONS; do
 done
 echo
 echo "SlimMail peak RSS: $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$SLIM_PID/status)"
+# A program that failed would make a rate meaningless: each server must have delivered every message it was sent.
+echo "delivered: SlimMail $(grep -c ' accepted from=' "$WORK/slimmail.log") of $sent_slimmail," \
+  "Postfix $(grep -c ' status=sent ' "$WORK/postfix/maillog") of $sent_postfix"
