@@ -23,7 +23,9 @@ internal static class BlockingIo
         int threads = Math.Max(32, Environment.ProcessorCount * 16);
         for (int i = 0; i < threads; i++)
         {
-            new Thread(Run) { IsBackground = true, Name = "SlimMail disk I/O" }.Start();
+            // UnsafeStart: Start would hand each thread the execution context of whoever touched this class first
+            // (a session), and every line a disk thread logged would carry that session's scope, forever.
+            new Thread(Run) { IsBackground = true, Name = "SlimMail disk I/O" }.UnsafeStart();
         }
     }
 
