@@ -6,7 +6,8 @@
 # server's peak RSS. This is how the "Changes measured" rows of docs/benchmarks.md were taken.
 # Usage: sudo bench/ab.sh A_DIST B_DIST      (each a deploy/publish.sh output directory; may be the same)
 #   env: AENV="VAR=value ...", BENV=..., VARIANT=new|reuse|pipelined, SESSIONS=32, COUNT=6000, SIZE=1024,
-#        ROUNDS=4, WARM=1 (the run.sh warm-up, ~55,000 messages each)
+#        ROUNDS=4, WARM=1 (the run.sh warm-up, ~55,000 messages each), USER_JSON and DELIVERIES_JSON (the bench
+#        user's entry and the Deliveries section, default {} and {}: a Maildir; e.g. a Pipe delivery)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A_DIST=$1; B_DIST=$2
@@ -28,7 +29,8 @@ start() {
   cat > "$W/$1/slimmail.json" <<JSON
 { "Hostname": "bench.slimmail.test", "DataDirectory": "$W/$1/data",
   "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:$4", "Role": "Mx" } ], "MaxConnections": 2000, "MaxConnectionsPerAddress": 2000 },
-  "Domains": { "bench.test": { "Mailboxes": { "*": "bench" } } }, "Users": { "bench": {} } }
+  "Domains": { "bench.test": { "Mailboxes": { "*": "bench" } } }, "Users": { "bench": ${USER_JSON:-{\}} },
+  "Deliveries": ${DELIVERIES_JSON:-{\}} }
 JSON
   # shellcheck disable=SC2046,SC2086
   env $(slimmail_env) $3 "$2/slimmail" serve --config "$W/$1/slimmail.json" > "$W/$1/log" 2>&1 &

@@ -45,12 +45,13 @@ public sealed class PipeDeliveryTests : IDisposable
               "Smtp": { "Listeners": [ { "Endpoint": "127.0.0.1:0", "Role": "Mx" } ] },
               "Domains": {
                 "example.test": { "Mailboxes": { "alice": "alice", "temp": "temp", "perm": "perm", "perm2": "perm2", "slow": "slow",
-                                                 "deaf": "deaf", "early": "early", "procmail": "procmail", "*": "rec" } }
+                                                 "deaf": "deaf", "early": "early", "procmail": "procmail", "missing": "missing",
+                                                 "*": "rec" } }
               },
               "Users": {
                 "alice": {}, "rec": { "Delivery": "record" }, "temp": { "Delivery": "temp" }, "perm": { "Delivery": "perm" },
                 "perm2": { "Delivery": "perm" }, "slow": { "Delivery": "slow" }, "deaf": { "Delivery": "deaf" },
-                "early": { "Delivery": "early" }, "procmail": { "Delivery": "procmail" }
+                "early": { "Delivery": "early" }, "procmail": { "Delivery": "procmail" }, "missing": { "Delivery": "missing" }
               },
               "Deliveries": {
                 "record": { "Type": "Pipe", "Command": "RECORD --user={user} '{recipient}' \"{sender}\" literal" },
@@ -59,7 +60,8 @@ public sealed class PipeDeliveryTests : IDisposable
                 "slow": { "Type": "Pipe", "Command": "SLOW", "Timeout": "TIMEOUT" },
                 "deaf": { "Type": "Pipe", "Command": "DEAF", "Timeout": "TIMEOUT" },
                 "early": { "Type": "Pipe", "Command": "EARLY" },
-                "procmail": { "Type": "Pipe", "Command": "/usr/bin/procmail -m PROCMAILRC" }
+                "procmail": { "Type": "Pipe", "Command": "/usr/bin/procmail -m PROCMAILRC" },
+                "missing": { "Type": "Pipe", "Command": "/nonexistent/slimmail-deliver {user}" }
               }
             }
             """.Replace("RECORD", record, StringComparison.Ordinal).Replace("TEMP", temp, StringComparison.Ordinal)
@@ -147,6 +149,22 @@ public sealed class PipeDeliveryTests : IDisposable
         Assert.StartsWith("554 5.3.0", perm.GetProperty("DATA").GetString(), StringComparison.Ordinal);
         await server.WaitForLogAsync("exited with 67: no such folder: inbox");
         Assert.DoesNotContain(server.Log, l => l.Contains("second line", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_program_that_cannot_be_started_is_451_and_logged_with_its_session()
+    {
+        await using SlimMailServer server = await SlimMailServer.StartAsync(Config());
+        // A second session open meanwhile, so that the program is started on a disk thread (a lone session starts
+        // it on its own thread); the failure is logged back in the session, so the line still names it.
+        using var other = new System.Net.Sockets.TcpClient();
+        await other.ConnectAsync(System.Net.IPAddress.Loopback, server.Port);
+        Assert.True(await other.GetStream().ReadAsync(new byte[512]) > 0, "no greeting");
+        JsonElement reply = await SendAsync(server, "sender@remote.test", "x\r\n", "missing@example.test");
+        Assert.StartsWith("451 4.3.0", reply.GetProperty("DATA").GetString(), StringComparison.Ordinal);
+        Assert.Equal(250, reply.GetProperty("NOOP").GetInt32());
+        string line = await server.WaitForLogAsync("pipe delivery for missing: cannot start /nonexistent/slimmail-deliver");
+        Assert.Contains("session=s", line, StringComparison.Ordinal);
     }
 
     [Fact]
