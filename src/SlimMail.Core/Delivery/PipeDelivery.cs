@@ -72,14 +72,29 @@ public sealed partial class PipeDelivery : IDeliveryAgent
         // Starting a program holds the calling thread until the child has called exec (the runtime uses vfork):
         // 0.9 ms by median under load here (docs/benchmarks.md), during which a socket engine thread would serve
         // none of its other connections. So the programs start on a disk thread (or here, for a lone session).
-        await BlockingIo.RunAsync(() =>
+        try
         {
-            for (int i = 0; i < recipients.Count; i++)
+            await BlockingIo.RunAsync(() =>
             {
-                arguments[i] = Arguments(context, recipients[i]);
-                programs[i] = Start(arguments[i], context, recipients[i]);
+                for (int i = 0; i < recipients.Count; i++)
+                {
+                    arguments[i] = Arguments(context, recipients[i]);
+                    programs[i] = Start(arguments[i], context, recipients[i]);
+                }
+            }).ConfigureAwait(false);
+        }
+        catch
+        {
+            // No writer will own the programs already started: they must not wait for input that never comes
+            // (or, once the pipes are finalized, deliver an empty message).
+            foreach (Program? started in programs)
+            {
+                started?.Process?.Kill();
+                started?.Process?.Dispose();
             }
-        }).ConfigureAwait(false);
+
+            throw;
+        }
 
         // Logged here, back in the session's context, so that the line carries the session's scope.
         for (int i = 0; i < programs.Length; i++)
