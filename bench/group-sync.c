@@ -70,51 +70,7 @@ static void share(shared_call *c, int use_syncfs) {
 }
 
 /* Mode 10: the directory step waits for the messages whose file step was running when its batch opened. */
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  long tickets, inflight, asked, covered, calls;
-  long batch_ticket, batch_outstanding, batch_target; /* the batch gathering; batch_target 0: none */
-  int running;
-} waiting = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-
-static long file_step_starts(void) {
-  pthread_mutex_lock(&waiting.mu);
-  long t = ++waiting.tickets;
-  waiting.inflight++;
-  pthread_mutex_unlock(&waiting.mu);
-  return t;
-}
-
-static void share_waiting(long ticket) {
-  pthread_mutex_lock(&waiting.mu);
-  waiting.inflight--;
-  if (waiting.batch_target == 0) {
-    waiting.batch_ticket = waiting.tickets;
-    waiting.batch_outstanding = waiting.inflight;
-  } else if (ticket <= waiting.batch_ticket) {
-    waiting.batch_outstanding--;
-  }
-  long mine = ++waiting.asked;
-  waiting.batch_target = mine;
-  while (waiting.covered < mine) {
-    if (!waiting.running && waiting.batch_target != 0 && waiting.batch_outstanding <= 0) {
-      waiting.running = 1;
-      long target = waiting.batch_target;
-      waiting.batch_target = 0;
-      pthread_mutex_unlock(&waiting.mu);
-      fsync(dirfd_);
-      pthread_mutex_lock(&waiting.mu);
-      waiting.calls++;
-      waiting.covered = target;
-      waiting.running = 0;
-      pthread_cond_broadcast(&waiting.cv);
-    } else {
-      pthread_cond_wait(&waiting.cv, &waiting.mu);
-    }
-  }
-  pthread_mutex_unlock(&waiting.mu);
-}
+static group_commit waiting = GROUP_COMMIT_INIT;
 
 #define POOL 16
 
@@ -148,7 +104,7 @@ static void *run(void *arg) {
         : named ? open(temporary, O_CREAT | O_EXCL | O_RDWR, 0600) : open(dir, O_TMPFILE | O_RDWR, 0600);
     if (fd < 0) { perror(named ? temporary : "open O_TMPFILE"); exit(1); }
     if (pwrite(fd, buf, sizeof buf, 0) != sizeof buf) { perror("pwrite"); exit(1); }
-    long ticket = mode == 10 ? file_step_starts() : 0;
+    long ticket = mode == 10 ? group_announce(&waiting) : 0;
     if (mode == 2 || mode == 3) share(&file_step, 1); else if (mode != 5) fsync(fd);
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     if (named ? rename(temporary, name) != 0 : linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) != 0) {
@@ -158,7 +114,7 @@ static void *run(void *arg) {
     if (mode == 5 || mode == 6) fsync(fd);
     close(fd);
     if (mode == 0) fsync(own_dirfd);
-    else if (mode == 10) share_waiting(ticket);
+    else if (mode == 10) group_join(&waiting, ticket, dirfd_);
     else share(&directory_step, mode == 2 || mode == 7);
   }
   close(own_dirfd);

@@ -26,6 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "commit-bench.h"
+
 #define MAX_FD 65536
 #define STAGING 16
 
@@ -49,52 +51,8 @@ static unsigned long next_id;
 static struct { pthread_mutex_t mu; pthread_cond_t cv; job *head, *tail; } todo = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL};
 static struct { pthread_mutex_t mu; job *head; } done = {PTHREAD_MUTEX_INITIALIZER, NULL};
 
-/* Group commit of DIR/new, as in group-sync.c mode 10: a batch starts once every commit that was in its file fsync
- * when the batch opened has joined it, and covers every rename made before it started. */
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  long tickets, inflight, asked, covered;
-  long batch_ticket, batch_outstanding, batch_target;
-  int running;
-} group = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0};
-
-static long announce(void) {
-  pthread_mutex_lock(&group.mu);
-  long t = ++group.tickets;
-  group.inflight++;
-  pthread_mutex_unlock(&group.mu);
-  return t;
-}
-
-static void join_directory_fsync(long ticket) {
-  pthread_mutex_lock(&group.mu);
-  group.inflight--;
-  if (group.batch_target == 0) {
-    group.batch_ticket = group.tickets;
-    group.batch_outstanding = group.inflight;
-  } else if (ticket <= group.batch_ticket) {
-    group.batch_outstanding--;
-  }
-  long mine = ++group.asked;
-  group.batch_target = mine;
-  while (group.covered < mine) {
-    if (!group.running && group.batch_target != 0 && group.batch_outstanding <= 0) {
-      group.running = 1;
-      long target = group.batch_target;
-      group.batch_target = 0;
-      pthread_mutex_unlock(&group.mu);
-      if (fsync(new_fd) != 0) { perror("fsync new"); exit(1); }
-      pthread_mutex_lock(&group.mu);
-      group.covered = target;
-      group.running = 0;
-      pthread_cond_broadcast(&group.cv);
-    } else {
-      pthread_cond_wait(&group.cv, &group.mu);
-    }
-  }
-  pthread_mutex_unlock(&group.mu);
-}
+/* Group commit of DIR/new, as SlimMail does it (commit-bench.h). */
+static group_commit group = GROUP_COMMIT_INIT;
 
 static void *committer(void *arg) {
   long self = (long)arg;
@@ -113,11 +71,11 @@ static void *committer(void *arg) {
     int fd = open(staged, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0) { perror(staged); exit(1); }
     if (pwrite(fd, j->body, j->len, 0) != (ssize_t)j->len) { perror("pwrite"); exit(1); }
-    long ticket = announce();
+    long ticket = group_announce(&group);
     if (fsync(fd) != 0) { perror("fsync"); exit(1); }
     close(fd);
     if (rename(staged, final) != 0) { perror(final); exit(1); }
-    join_directory_fsync(ticket);
+    group_join(&group, ticket, new_fd);
 
     pthread_mutex_lock(&done.mu);
     j->next = done.head;

@@ -13,7 +13,7 @@ CASES=${CASES:-new:32 reuse:32 new:1 reuse:1}
 COUNT=${COUNT:-6000}
 source bench/lib.sh
 ensure_smtp_tools
-command -v gcc >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null
+ensure_gcc
 SINK_PORT=25270 SLIM_PORT=25271 IDEAL_PORT=25272
 begin_side_by_side
 gcc -O2 -pthread -o "$WORK/ideal" bench/ideal-server.c

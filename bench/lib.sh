@@ -11,6 +11,11 @@ ensure_smtp_tools() {
   fi
 }
 
+# gcc, for the C parts of the benchmarks (installed from Debian if missing).
+ensure_gcc() {
+  command -v gcc >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null
+}
+
 # The environment deploy/slimmail.service gives the runtime (GC and JIT tiering), for benchmarks to run it alike.
 slimmail_env() {
   grep -oE '^Environment=DOTNET_[^ ]+' deploy/slimmail.service | grep -v TELEMETRY | cut -d= -f2-

@@ -18,7 +18,7 @@ SESSIONS=${SESSIONS:-1 8 32}
 COUNT=${COUNT:-2000}
 source bench/lib.sh
 ensure_smtp_tools
-command -v gcc >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null
+ensure_gcc
 SINK_PORT=25260 SLIM_PORT=25261 POSTFIX_PORT=25262
 begin_side_by_side
 gcc -O2 -pthread -o "$WORK/spawn" bench/spawn-loop.c
