@@ -46,12 +46,18 @@ public sealed class SessionAllocationTests
         dialogue.SendMessage(small);
         dialogue.SendMessage(large);
 
-        long smallCost = dialogue.MeasureMessage(small);
-        long largeCost = dialogue.MeasureMessage(large);
+        // The least of three each: a one-off the runtime may make on this thread (a tier-up, the shared array pool
+        // refilling the bucket of a core this thread has just moved to) once cost a single measurement 12 KB.
+        long smallCost = long.MaxValue, largeCost = long.MaxValue;
+        for (int i = 0; i < 3; i++)
+        {
+            smallCost = Math.Min(smallCost, dialogue.MeasureMessage(small));
+            largeCost = Math.Min(largeCost, dialogue.MeasureMessage(large));
+        }
 
         // The envelope, the Received: header and the queue ID are per message; nothing may grow with the body.
         Assert.InRange(largeCost, 0, smallCost + 256);
-        Assert.Equal(4, dialogue.Replies("250 2.0.0 Ok"));
+        Assert.Equal(8, dialogue.Replies("250 2.0.0 Ok"));
     }
 
     private static byte[] Message(int length)
