@@ -68,7 +68,6 @@ public sealed partial class PipeDelivery : IDeliveryAgent
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(recipients);
         var programs = new Program[recipients.Count];
-        var arguments = new string[recipients.Count][];
         // Starting a program holds the calling thread until the child has called exec (the runtime uses vfork):
         // 0.9 ms by median under load here (docs/benchmarks.md), during which a socket engine thread would serve
         // none of its other connections. So the programs start on a disk thread (or here, for a lone session).
@@ -78,8 +77,7 @@ public sealed partial class PipeDelivery : IDeliveryAgent
             {
                 for (int i = 0; i < recipients.Count; i++)
                 {
-                    arguments[i] = Arguments(context, recipients[i]);
-                    programs[i] = Start(arguments[i], context, recipients[i]);
+                    programs[i] = Start(context, recipients[i]);
                 }
             }).ConfigureAwait(false);
         }
@@ -97,11 +95,11 @@ public sealed partial class PipeDelivery : IDeliveryAgent
         }
 
         // Logged here, back in the session's context, so that the line carries the session's scope.
-        for (int i = 0; i < programs.Length; i++)
+        foreach (Program program in programs)
         {
-            if (programs[i].Process is null)
+            if (program.Process is null)
             {
-                LogCannotStart(_logger, context.QueueId, recipients[i].User, arguments[i][0]);
+                LogCannotStart(_logger, context.QueueId, program.User, program.Name);
             }
         }
 
@@ -145,23 +143,26 @@ public sealed partial class PipeDelivery : IDeliveryAgent
         return text.ToString();
     }
 
-    private string[] Arguments(MailTransactionContext context, DeliveryRecipient recipient) =>
-        Expand(_command, recipient.User, recipient.Address.ToString(), context.Sender?.ToString() ?? "");
-
-    private static Program Start(string[] arguments, MailTransactionContext context, DeliveryRecipient recipient)
+    private Program Start(MailTransactionContext context, DeliveryRecipient recipient)
     {
+        string sender = context.Sender?.ToString() ?? "";
+        string address = recipient.Address.ToString();
+        string[] arguments = Expand(_command, recipient.User, address, sender);
         ChildProcess? process = ChildProcess.TryStart(arguments,
         [
-            new("SLIMMAIL_SENDER", Clean(context.Sender?.ToString() ?? "")),
-            new("SLIMMAIL_RECIPIENT", Clean(recipient.Address.ToString())),
+            new("SLIMMAIL_SENDER", Clean(sender)),
+            new("SLIMMAIL_RECIPIENT", Clean(address)),
             new("SLIMMAIL_USER", Clean(recipient.User)),
         ]);
-        return new Program(recipient.User, process);
+        return new Program(recipient.User, arguments[0], process);
     }
 
-    private sealed class Program(string user, ChildProcess? process)
+    private sealed class Program(string user, string name, ChildProcess? process)
     {
         public string User { get; } = user;
+
+        /// <summary>The program's path, as the command names it (for the log).</summary>
+        public string Name { get; } = name;
 
         public ChildProcess? Process { get; } = process;
 
