@@ -32,36 +32,46 @@ public sealed partial class FuzzTests(ITestOutputHelper output)
     {
         int seed = Seed;
         var fuzzer = new MutationFuzzer(MutationFuzzer.LoadCorpus("smtp"), seed);
-        int runs = fuzzer.Run(Duration, input =>
-        {
-            var handler = new MemoryMessageHandler();
-            var toServer = new Pipe();
-            var toClient = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
-            var connection = new PipeConnection(toServer, toClient, new IPEndPoint(IPAddress.Parse("192.0.2.1"), 1));
-            var info = new SmtpSessionInfo(connection.RemoteEndPoint, connection.LocalEndPoint, ListenerRole.Mx);
-            var options = new SmtpServerOptions { Hostname = "mx.test", MaxMessageSize = 4096, CommandTimeout = TimeSpan.FromSeconds(5), DataTimeout = TimeSpan.FromSeconds(5) };
-            var session = new SmtpSession(connection, info, options, handler, NullLogger.Instance, CancellationToken.None, CancellationToken.None);
-            toServer.Writer.Write(input);
-            toServer.Writer.Complete();
-            Assert.True(session.RunAsync().Wait(TimeSpan.FromSeconds(10)), "session did not end");
-            toClient.Writer.Complete();
-            string replies = Encoding.UTF8.GetString(ReadAll(toClient.Reader));
-            foreach (string line in replies.Split("\r\n", StringSplitOptions.RemoveEmptyEntries))
-            {
-                Assert.Matches(SmtpReplyLine(), line);
-            }
-
-            int ends = Count(input, "DATA"u8) + Count(input, "BDAT"u8);
-            Assert.True(handler.Messages.Count <= ends, "more messages than DATA/BDAT commands");
-            foreach (MemoryMessageHandler.StoredMessage message in handler.Messages)
-            {
-                // A committed message never carries a bare CR, a bare LF or a NUL: the smuggling material.
-                string text = message.Text;
-                Assert.DoesNotContain('\0', text);
-                Assert.Equal(-1, text.Replace("\r\n", "", StringComparison.Ordinal).IndexOfAny(['\r', '\n']));
-            }
-        });
+        int runs = fuzzer.Run(Duration, CheckSmtpSession);
         Report("smtp", runs, seed);
+    }
+
+    /// <summary>Inputs the fuzzer once failed on, replayed every run.</summary>
+    [Theory]
+    // 2026-12-06: "dATA" before "DATA"; the check's count skipped the first (an exact match was searched first).
+    [InlineData("RUhMTyBjbGllbnQudGVzdA0KTUFJTCBGUk9NOjxhQGIudGVzdD4gU0laRT0xMDAgQk9EWT04QklUTUlNRQ0KUkNQVCBUTzo8eEB5LnRlc3Q+DQpkQVRBDQpTdWJqZWN0OiBoaQ0KDQouLmRvdA0KYm9keQ0KLg0KUUxPIGNsaWVudC50ZXN0DQpNQUlMIEZST006PGFAYi50ZXN0PiBTSVpFPTEwMCBCT0RZPThCSVRNSU1FDQpSQ1BUIFRPOjx4QHkudGVzdD4NCkRBVEENClN1YmplY3Q6IGhpDQoNCi4uZG90DQpib2R5DQouDQpRVUlUDQo=")]
+    public void Smtp_inputs_the_fuzzer_once_failed_on_pass_the_same_checks(string base64) => CheckSmtpSession(Convert.FromBase64String(base64));
+
+    // Every reply well formed; no more messages stored than DATA/BDAT commands (in any letter case); none with a
+    // bare CR, bare LF or NUL.
+    private static void CheckSmtpSession(byte[] input)
+    {
+        var handler = new MemoryMessageHandler();
+        var toServer = new Pipe();
+        var toClient = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
+        var connection = new PipeConnection(toServer, toClient, new IPEndPoint(IPAddress.Parse("192.0.2.1"), 1));
+        var info = new SmtpSessionInfo(connection.RemoteEndPoint, connection.LocalEndPoint, ListenerRole.Mx);
+        var options = new SmtpServerOptions { Hostname = "mx.test", MaxMessageSize = 4096, CommandTimeout = TimeSpan.FromSeconds(5), DataTimeout = TimeSpan.FromSeconds(5) };
+        var session = new SmtpSession(connection, info, options, handler, NullLogger.Instance, CancellationToken.None, CancellationToken.None);
+        toServer.Writer.Write(input);
+        toServer.Writer.Complete();
+        Assert.True(session.RunAsync().Wait(TimeSpan.FromSeconds(10)), "session did not end");
+        toClient.Writer.Complete();
+        string replies = Encoding.UTF8.GetString(ReadAll(toClient.Reader));
+        foreach (string line in replies.Split("\r\n", StringSplitOptions.RemoveEmptyEntries))
+        {
+            Assert.Matches(SmtpReplyLine(), line);
+        }
+
+        int ends = Count(input, "DATA"u8) + Count(input, "BDAT"u8);
+        Assert.True(handler.Messages.Count <= ends, "more messages than DATA/BDAT commands");
+        foreach (MemoryMessageHandler.StoredMessage message in handler.Messages)
+        {
+            // A committed message never carries a bare CR, a bare LF or a NUL: the smuggling material.
+            string text = message.Text;
+            Assert.DoesNotContain('\0', text);
+            Assert.Equal(-1, text.Replace("\r\n", "", StringComparison.Ordinal).IndexOfAny(['\r', '\n']));
+        }
     }
 
     [Fact]
@@ -204,7 +214,7 @@ public sealed partial class FuzzTests(ITestOutputHelper output)
         int count = 0;
         ReadOnlySpan<byte> rest = input;
         int at;
-        while ((at = rest.IndexOf(word)) >= 0 || (at = IndexOfIgnoreCase(rest, word)) >= 0)
+        while ((at = IndexOfIgnoreCase(rest, word)) >= 0)
         {
             count++;
             rest = rest[(at + word.Length)..];
